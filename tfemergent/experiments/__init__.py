@@ -1,0 +1,11 @@
+"""Registry of the experiments that ``tfemergent run <experiment>`` runs.
+
+Each experiment module provides ``NAME``, ``DESCRIPTION``, ``add_arguments``,
+``config_from_args`` and ``run(config)``.
+"""
+
+from tfemergent.experiments import spatial_split
+
+EXPERIMENTS = {module.NAME: module for module in (spatial_split,)}
+
+__all__ = ["EXPERIMENTS"]

@@ -1,0 +1,275 @@
+"""Experiment ``spatial-split``: Table 1 of Wołczyk et al.
+
+For each input mode (concatenated, mixed, sequential), network (regular,
+spatial) and seed: train the double-task network, split it greedily into two
+sub-networks and report the accuracy of the full network, of the split network
+and the drop.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from tfemergent import analysis, datasets, plotting
+from tfemergent.callbacks.spatial_tensorboard import SpatialTensorBoard
+from tfemergent.models.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
+from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+
+NAME = "spatial-split"
+DESCRIPTION = (
+    "Spatial networks (Wołczyk et al.): double-task training, greedy split into "
+    "per-task sub-networks, Table 1 (accuracy before/after split)."
+)
+DATASET_PAIRS = {
+    "digits": ("digits", "digits_transposed"),
+    "mnist+fashion": ("mnist", "fashion_mnist"),
+}
+MODES = ("concatenated", "mixed", "sequential")
+NETWORKS = ("regular", "spatial")
+PAPER_TABLE_1 = {  # mode -> network -> (split accuracy, drop), Wołczyk et al. Table 1
+    "concatenated": {"regular": (0.80, 0.11), "spatial": (0.92, 0.00)},
+    "mixed": {"regular": (0.70, 0.19), "spatial": (0.89, 0.00)},
+    "sequential": {"regular": (0.33, 0.60), "spatial": (0.84, 0.07)},
+}
+
+
+@dataclasses.dataclass
+class SpatialSplitConfig:
+    """Configuration of the ``spatial-split`` experiment (paper values by default,
+    apart from the embedded dataset and the epochs).
+
+    Attributes:
+        dataset: ``"digits"`` (embedded, no download) or ``"mnist+fashion"``.
+        modes: input modes to run.
+        networks: ``"regular"`` and/or ``"spatial"``.
+        seeds: seeds, one run each.
+        epochs: training epochs per run.
+        batch_size, learning_rate, alpha, beta, hidden_units: paper settings.
+        num_train: optional cap on training samples (None: all).
+        data_dir: local data directory (else ``TFEMERGENT_DATA_DIR`` or tfds).
+        logdir: TensorBoard directory (None: no logs).
+        export: directory for SavedModels of the spatial networks (None: none).
+        plots: directory for position plots (None: none).
+        verbose: 0 silent, 1 progress bar and table.
+    """
+
+    dataset: str = "digits"
+    modes: tuple = MODES
+    networks: tuple = NETWORKS
+    seeds: tuple = (0,)
+    epochs: int = 60
+    batch_size: int = 256
+    learning_rate: float = 0.005
+    alpha: float = 1.0
+    beta: float = 3.0
+    hidden_units: tuple = PAPER_HIDDEN_UNITS
+    num_train: int = None
+    data_dir: str = None
+    logdir: str = None
+    export: str = None
+    plots: str = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        validate_choice("dataset", self.dataset, tuple(DATASET_PAIRS))
+        self.modes = tuple(self.modes)
+        for mode in self.modes:
+            validate_choice("modes", mode, MODES)
+        self.networks = tuple(self.networks)
+        for network in self.networks:
+            validate_choice("networks", network, NETWORKS)
+        self.seeds = tuple(validate_int("seeds", s, minimum=0) for s in self.seeds)
+        if not (self.modes and self.networks and self.seeds):
+            raise ValueError(
+                "`modes`, `networks` and `seeds` must not be empty. Received: "
+                f"modes={self.modes}, networks={self.networks}, seeds={self.seeds}"
+            )
+        self.epochs = validate_int("epochs", self.epochs, minimum=1)
+        self.batch_size = validate_int("batch_size", self.batch_size, minimum=1)
+        self.learning_rate = validate_float(
+            "learning_rate", self.learning_rate, minimum=0.0, min_inclusive=False
+        )
+        self.alpha = validate_float("alpha", self.alpha, minimum=0.0)
+        self.beta = validate_float("beta", self.beta, minimum=0.0)
+        self.num_train = validate_int("num_train", self.num_train, minimum=1, allow_none=True)
+
+
+def _load(config, mode, split, seed):
+    first, second = DATASET_PAIRS[config.dataset]
+    x, (y_first, y_second) = datasets.double_task(
+        mode, split, first=first, second=second, data_dir=config.data_dir, seed=seed
+    )
+    y = np.stack([y_first, y_second], axis=1).astype(np.int64)
+    if split == "train" and config.num_train is not None:
+        x, y = x[: config.num_train], y[: config.num_train]
+    return x.astype(np.float32), y
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """Advances a tqdm bar by one per epoch and shows the last loss."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+
+def run_one(config, mode, network, seed, data, progress=None):
+    """Train and split one network; returns a result dict."""
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(seed)
+    model = build_spatial_network(
+        x_train.shape[1],
+        hidden_units=config.hidden_units,
+        spatial=network == "spatial",
+        alpha=config.alpha,
+        beta=config.beta,
+        learning_rate=config.learning_rate,
+        seed=seed,
+    )
+    callbacks = [] if progress is None else [_EpochProgress(progress)]
+    run_name = f"{mode}-{network}-seed{seed}"
+    if config.logdir and network == "spatial":
+        callbacks.append(
+            SpatialTensorBoard(os.path.join(config.logdir, run_name), update_freq=max(1, config.epochs // 10))
+        )
+    if config.logdir:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.logdir, run_name, "fit")))
+    start = time.perf_counter()
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    seconds = time.perf_counter() - start
+    # The paper splits the layers that carry the spatial costs (from the third
+    # hidden layer on); the regular baseline is split at the same layers.
+    num_split = len(config.hidden_units) + 1 - 2
+    split = analysis.greedy_split(model, 2, num_layers=num_split)
+    scores = analysis.evaluate_task_split(model, split, x_test, y_test)
+    result = {
+        "mode": mode,
+        "network": network,
+        "seed": seed,
+        "full": scores["full_mean"],
+        "split": scores["split_mean"],
+        "drop": scores["drop"],
+        "full_per_task": scores["full"].tolist(),
+        "split_per_task": scores["split"].tolist(),
+        "cross_task_fraction": list(split.cross_task_fraction),
+        "train_seconds": seconds,
+    }
+    if config.export and network == "spatial":
+        model.export(os.path.join(config.export, run_name), verbose=False)
+    if config.plots and network == "spatial":
+        os.makedirs(config.plots, exist_ok=True)
+        layers = [model.get_layer(name) for name in split.layer_names]
+        figure = plotting.plot_positions(
+            [keras.ops.convert_to_numpy(layer.positions) for layer in layers],
+            split.assignments,
+            [f"{run_name}: {layer.name}" for layer in layers],
+        )
+        with open(os.path.join(config.plots, f"{run_name}.png"), "wb") as handle:
+            handle.write(plotting.figure_to_png(figure))
+    return result
+
+
+def summarise(results):
+    """Mean and std over seeds per (mode, network): list of row dicts."""
+    rows = []
+    keys = sorted({(r["mode"], r["network"]) for r in results}, key=lambda k: (MODES.index(k[0]), k[1]))
+    for mode, network in keys:
+        runs = [r for r in results if r["mode"] == mode and r["network"] == network]
+        row = {"mode": mode, "network": network, "runs": len(runs)}
+        for measure in ("full", "split", "drop"):
+            values = np.array([r[measure] for r in runs])
+            row[measure] = (float(values.mean()), float(values.std()))
+        row["paper_split"], row["paper_drop"] = PAPER_TABLE_1[mode][network]
+        rows.append(row)
+    return rows
+
+
+def format_table(rows):
+    """The summary rows as a Markdown table."""
+    lines = [
+        "| mode | network | full acc. | split acc. | drop | paper split / drop |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in ("full", "split", "drop")]
+        lines.append(
+            f"| {row['mode']} | {row['network']} | {' | '.join(cells)} | "
+            f"{row['paper_split']:.2f} / {row['paper_drop']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def run(config):
+    """Run the experiment; returns ``{"results": [...], "summary": [...], "table": str}``."""
+    if not isinstance(config, SpatialSplitConfig):
+        raise ValueError(
+            "`config` must be a SpatialSplitConfig. "
+            f"Received: config of type {type(config).__name__}"
+        )
+    from tqdm.auto import tqdm
+
+    total = len(config.modes) * len(config.networks) * len(config.seeds) * config.epochs
+    results = []
+    with tqdm(total=total, desc=NAME, unit="epoch", disable=not config.verbose) as bar:
+        for mode in config.modes:
+            for seed in config.seeds:
+                data = (_load(config, mode, "train", seed), _load(config, mode, "test", seed))
+                for network in config.networks:
+                    bar.set_description(f"{mode}/{network}/seed {seed}")
+                    results.append(run_one(config, mode, network, seed, data, progress=bar))
+    summary = summarise(results)
+    table = format_table(summary)
+    if config.verbose:
+        print(table)
+    return {"results": results, "summary": summary, "table": table}
+
+
+def add_arguments(parser):
+    """Command-line arguments of ``tfemergent run spatial-split``."""
+    parser.add_argument("--dataset", default="digits", choices=sorted(DATASET_PAIRS),
+                        help="digits (embedded, default) or mnist+fashion")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated input modes (default: all three)")
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help="comma-separated: regular, spatial (default: both)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per run (default: 60 on digits, 10 on mnist+fashion)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="cap on training samples per run")
+
+
+def config_from_args(args):
+    """Build a `SpatialSplitConfig` from parsed command-line arguments."""
+    epochs = args.epochs if args.epochs is not None else (60 if args.dataset == "digits" else 10)
+    return SpatialSplitConfig(
+        dataset=args.dataset,
+        modes=tuple(m for m in args.modes.split(",") if m),
+        networks=tuple(n for n in args.networks.split(",") if n),
+        seeds=tuple(int(s) for s in args.seeds.split(",") if s),
+        epochs=epochs,
+        batch_size=args.batch_size,
+        num_train=args.num_train,
+        data_dir=args.data_dir,
+        logdir=args.logdir,
+        export=args.export,
+        plots=args.plots,
+        verbose=0 if args.quiet else 1,
+    )

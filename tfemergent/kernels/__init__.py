@@ -1,0 +1,13 @@
+"""Public kernel functions of tfemergent.
+
+Each kernel is one validated, documented function; it dispatches to the
+pure-TF/XLA implementation in `tfemergent.kernels.xla`. Layers call only these
+public functions.
+"""
+
+from tfemergent.kernels.block_mask import BlockMask
+from tfemergent.kernels.distances import distance_weighted_l1
+from tfemergent.kernels.distances import pairwise_distances
+from tfemergent.kernels.matmul import masked_matmul
+
+__all__ = ["BlockMask", "distance_weighted_l1", "masked_matmul", "pairwise_distances"]

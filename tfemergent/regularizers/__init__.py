@@ -1,0 +1,80 @@
+"""Regularizer classes of tfemergent and their registry.
+
+``get`` accepts an instance, a config dict, a class name (``"TransportCost"``)
+or its snake-case alias (``"transport_cost"``), like `keras.regularizers.get`,
+and falls back to Keras's own regularizers (``"l1"``, ``"l2"``...).
+"""
+
+import inspect
+
+import keras
+
+from tfemergent.regularizers.density_cost import DensityCost
+from tfemergent.regularizers.transport_cost import TransportCost
+
+ALL_OBJECTS = (TransportCost, DensityCost)
+ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
+ALL_OBJECTS_DICT.update(
+    {keras.src.utils.naming.to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS}
+)
+
+
+def serialize(regularizer):
+    """Return the Keras serialisation dict of a regularizer."""
+    return keras.saving.serialize_keras_object(regularizer)
+
+
+def deserialize(config, custom_objects=None):
+    """Rebuild a regularizer (tfemergent's or Keras's) from its config dict."""
+    return keras.saving.deserialize_keras_object(
+        config,
+        module_objects={**ALL_OBJECTS_DICT},
+        custom_objects=custom_objects,
+    )
+
+
+def get(identifier):
+    """Return a regularizer object from an identifier.
+
+    Args:
+        identifier: ``None``, a regularizer instance, a config dict, or a name
+            such as ``"transport_cost"``, ``"DensityCost"`` or Keras's ``"l1"``.
+
+    Returns:
+        The regularizer, or ``None`` for ``None``.
+
+    Raises:
+        ValueError: when the identifier names no known regularizer.
+
+    Example:
+
+    >>> get("transport_cost").alpha
+    1.0
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        cls = ALL_OBJECTS_DICT.get(identifier)
+        if cls is not None:
+            return cls()
+        try:
+            return keras.regularizers.get(identifier)
+        except ValueError:
+            raise ValueError(
+                "Unknown regularizer name. Expected one of "
+                f"{sorted(ALL_OBJECTS_DICT)} or a Keras regularizer name. "
+                f"Received: identifier={identifier!r}"
+            ) from None
+    if inspect.isclass(identifier):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise ValueError(
+        "Could not interpret the regularizer identifier; expected None, a "
+        f"regularizer, a dict or a string. Received: identifier={identifier!r}"
+    )
+
+
+__all__ = ["TransportCost", "DensityCost", "get", "serialize", "deserialize"]

@@ -1,0 +1,89 @@
+"""Transport cost of the spatial networks paper."""
+
+import keras
+import tensorflow as tf
+
+from tfemergent import kernels
+from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+
+WEIGHT_NORMS = ("l1", "l2")
+METRICS = ("euclidean", "manhattan")
+
+
+@keras.saving.register_keras_serializable(package="tfemergent")
+class TransportCost(keras.regularizers.Regularizer):
+    """Penalty on strong connections between distant neurons.
+
+    For a layer ``l`` with ``N_l`` neurons at positions ``p(n)`` fed by neurons
+    ``n1`` of the previous layer, the transport cost of Wołczyk et al. is
+
+        T(l) = (1 / N_l) * sum_{n1 -> n2, n2 in l} |a_{n1 n2}| * ||p(n1) - p(n2)||
+
+    and the returned value is ``alpha / num_layers * T(l)``: with ``num_layers``
+    set to the number of layers that carry spatial costs, the costs of all those
+    layers add up to the paper's average ``(1/|L|) sum_l alpha T(l)``.
+
+    Two variants are selected by arguments (both default to the paper):
+    ``weight_norm="l2"`` uses ``a**2`` instead of ``|a|``, and
+    ``metric="manhattan"`` uses the L1 distance ``sum_k |p_k(n1) - p_k(n2)|``
+    instead of the Euclidean one. Gradients stay finite when positions coincide
+    (the subgradient 0 is used at zero distance).
+
+    Unlike a plain Keras regularizer it needs three tensors, so it is called with
+    a tuple ``(kernel, input_positions, positions)``. `SpatialDense` calls it for
+    you and adds the result with ``add_loss``; the math is
+    `tfemergent.kernels.distance_weighted_l1`.
+
+    Reference: M. Wołczyk, J. Tabor, M. Śmieja, S. Maszke, "Biologically-Inspired
+    Spatial Neural Networks" (2019), section 2.
+
+    Args:
+        alpha: non-negative weight of the cost (paper: 1).
+        num_layers: number of layers whose costs are averaged (``|L|``), >= 1.
+        weight_norm: ``"l1"`` (paper, ``|a|``) or ``"l2"`` (``a**2``).
+        metric: ``"euclidean"`` (paper) or ``"manhattan"``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> cost = TransportCost(alpha=1.0)
+    >>> kernel = np.array([[1.0, -2.0]], "float32")   # 1 input, 2 outputs
+    >>> p_in = np.array([[0.0, 0.0]], "float32")
+    >>> p_out = np.array([[3.0, 4.0], [0.0, 1.0]], "float32")
+    >>> float(cost((kernel, p_in, p_out)))              # (1*5 + 2*1) / 2
+    3.5
+    """
+
+    def __init__(self, alpha=1.0, num_layers=1, weight_norm="l1", metric="euclidean"):
+        self.alpha = validate_float("alpha", alpha, minimum=0.0)
+        self.num_layers = validate_int("num_layers", num_layers, minimum=1)
+        self.weight_norm = validate_choice("weight_norm", weight_norm, WEIGHT_NORMS)
+        self.metric = validate_choice("metric", metric, METRICS)
+
+    def __call__(self, x):
+        if not isinstance(x, (tuple, list)) or len(x) != 3:
+            raise ValueError(
+                "TransportCost is called with a tuple (kernel, input_positions, "
+                "positions), not a single weight tensor; use it as the "
+                "`transport_cost` argument of SpatialDense. "
+                f"Received: x of type {type(x).__name__}"
+            )
+        kernel, input_positions, positions = x
+        kernel = tf.convert_to_tensor(kernel)
+        num_neurons = tf.cast(tf.shape(kernel)[-1], kernel.dtype)
+        total = kernels.distance_weighted_l1(
+            kernel,
+            tf.cast(input_positions, kernel.dtype),
+            tf.cast(positions, kernel.dtype),
+            weight_norm=self.weight_norm,
+            metric=self.metric,
+        )
+        return (self.alpha / self.num_layers) * total / num_neurons
+
+    def get_config(self):
+        return {
+            "alpha": self.alpha,
+            "num_layers": self.num_layers,
+            "weight_norm": self.weight_norm,
+            "metric": self.metric,
+        }

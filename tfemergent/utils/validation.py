@@ -1,0 +1,76 @@
+"""Shared argument validators.
+
+Every public class and function of tfemergent validates its arguments with these
+helpers so that all errors read the same way: what was wrong, what was expected,
+and ``Received: name=value``.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def _received(name, value):
+    return f"Received: {name}={value!r}"
+
+
+def validate_int(name, value, *, minimum=None, maximum=None, allow_none=False):
+    """Return ``value`` as an ``int`` or raise ``ValueError``.
+
+    Booleans are rejected (``True`` is not a count).
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(
+            f"Argument `{name}` must be an integer"
+            + (f" >= {minimum}" if minimum is not None else "")
+            + f". {_received(name, value)}"
+        )
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(
+            f"Argument `{name}` must be an integer >= {minimum}. {_received(name, value)}"
+        )
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"Argument `{name}` must be an integer <= {maximum}. {_received(name, value)}"
+        )
+    return value
+
+
+def validate_float(
+    name, value, *, minimum=None, maximum=None, min_inclusive=True, allow_none=False
+):
+    """Return ``value`` as a finite ``float`` or raise ``ValueError``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise ValueError(f"Argument `{name}` must be a real number. {_received(name, value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"Argument `{name}` must be finite. {_received(name, value)}")
+    if minimum is not None:
+        too_small = value < minimum if min_inclusive else value <= minimum
+        if too_small:
+            relation = ">=" if min_inclusive else ">"
+            raise ValueError(
+                f"Argument `{name}` must be {relation} {minimum}. {_received(name, value)}"
+            )
+    if maximum is not None and value > maximum:
+        raise ValueError(f"Argument `{name}` must be <= {maximum}. {_received(name, value)}")
+    return value
+
+
+def validate_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices`` (strings), else raise ``ValueError``."""
+    if value not in choices:
+        raise ValueError(
+            f"Argument `{name}` must be one of {sorted(choices)}. {_received(name, value)}"
+        )
+    return value
+
+
+def validate_seed(name, value):
+    """A seed is ``None`` or a non-negative integer."""
+    return validate_int(name, value, minimum=0, allow_none=True)
