@@ -7,7 +7,7 @@
   distribution checks then skip and say why (see ``layer_contract.logical_cpu_problem``).
 * Puts ``tests/`` on ``sys.path`` so that test modules in any sub-folder can
   ``from layer_contract import ...``.
-* ``data_dir`` fixture: the offline dataset folder.
+* ``data_dir`` fixture: the offline dataset folder; ``mirrored_strategy`` fixture.
 """
 
 import os
@@ -43,11 +43,26 @@ def data_dir():
     """Folder with the offline datasets (``TFEMERGENT_DATA_DIR`` or ``../shared/data``)."""
     from_env = os.environ.get("TFEMERGENT_DATA_DIR")
     if from_env:
-        return from_env
+        path = pathlib.Path(from_env)
+        if not path.is_absolute() and not path.is_dir():
+            path = REPO_DIR / path  # CI gives it relative to the repository root
+        if path.is_dir():
+            return str(path.resolve())
+        pytest.skip(f"TFEMERGENT_DATA_DIR={from_env!r} is not a directory.")
     shared = REPO_DIR.parent / "shared" / "data"
     if shared.is_dir():
-        return str(shared)
+        return str(shared.resolve())
     pytest.skip(
         "No offline data: set TFEMERGENT_DATA_DIR or put the files in "
         f"{shared} (see ../shared/data/README.md)."
     )
+
+
+@pytest.fixture
+def mirrored_strategy():
+    """A ``MirroredStrategy`` over two logical CPUs (see ``layer_contract.mirrored_strategy``).
+
+    Use this instead of a bare ``tf.distribute.MirroredStrategy()``: several default
+    strategies in one test process collide on collective keys.
+    """
+    return layer_contract.mirrored_strategy()

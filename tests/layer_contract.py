@@ -46,7 +46,8 @@ Three ways to use it::
     LayerContract(SpatialDense, {"units": 4}, (6,)).check_config()
 
 ``assert_regularizer_contract`` and ``assert_callback_config`` cover regularizers and
-callbacks.
+callbacks; ``mirrored_strategy()`` (also a conftest fixture) is the one way tests should
+create a ``MirroredStrategy``.
 """
 
 import contextlib
@@ -378,7 +379,10 @@ class LayerContract:
         )
 
     def _train(self, kind="functional", jit_compile=False):
-        """Seeded build + compile + fit. Returns ``(model, layer, history)``."""
+        """Seeded build + compile + fit.
+
+        Returns ``(model, layer, history, trainable_weight_values_before_fit)``.
+        """
         keras.utils.set_random_seed(self.seed)
         with _stage(f"building the {kind} model around {self.name}"):
             model, layer = self._build_model(kind)

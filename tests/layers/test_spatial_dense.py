@@ -166,8 +166,7 @@ def test_save_load_and_export_keep_link_and_outputs(tmp_path):
     np.testing.assert_allclose(served.numpy(), model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_two_spatial_layers_train_with_xla_and_mirrored_strategy():
-    devices = tf.config.list_logical_devices("CPU")
+def test_two_spatial_layers_train_with_xla_and_mirrored_strategy(mirrored_strategy):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
     keras.utils.set_random_seed(0)
@@ -177,9 +176,7 @@ def test_two_spatial_layers_train_with_xla_and_mirrored_strategy():
     history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert not np.allclose(before, model.layers[0].positions.numpy())
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPUs (tests/conftest.py)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = mirrored_strategy
     with strategy.scope():
         model = _two_layer_model()
         model.compile("adam", "mse")

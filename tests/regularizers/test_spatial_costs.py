@@ -21,6 +21,7 @@ P_OUT = np.array([[3.0, 4.0], [0.0, 1.0]], "float32")  # distances 5 and 1 (manh
         ({"metric": "manhattan"}, (1 * 7 + 3 * 1) / 2),
         ({"alpha": 2.0, "num_layers": 4}, 0.5 * (1 * 5 + 3 * 1) / 2),
         ({"alpha": 0.0}, 0.0),
+        ({"normalization": "connections"}, (1 * 5 + 3 * 1) / (1 * 2)),
     ],
 )
 def test_transport_cost_hand_computed(kwargs, expected):
@@ -36,6 +37,8 @@ def test_transport_cost_random_against_numpy():
     expected = 3.0 / 2 * (np.abs(kernel) * distances).sum() / 5
     value = TransportCost(alpha=3.0, num_layers=2)((kernel, p_in, p_out))
     assert float(value) == pytest.approx(expected, rel=1e-10)
+    value = TransportCost(3.0, 2, normalization="connections")((kernel, p_in, p_out))
+    assert float(value) == pytest.approx(expected / 7, rel=1e-10)
 
 
 def test_density_cost_hand_computed():
@@ -106,6 +109,7 @@ def test_get_by_name():
         (TransportCost, {"num_layers": 0}, "num_layers"),
         (TransportCost, {"weight_norm": "l3"}, "weight_norm"),
         (TransportCost, {"metric": "cosine"}, "metric"),
+        (TransportCost, {"normalization": "batch"}, "normalization"),
         (DensityCost, {"beta": -0.1}, "beta"),
         (DensityCost, {"num_layers": 1.5}, "num_layers"),
         (DensityCost, {"metric": "chebyshev"}, "metric"),

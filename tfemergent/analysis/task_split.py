@@ -272,6 +272,15 @@ def task_accuracies(scores, labels, num_tasks, ignore_label=-1):
     return np.array(result)
 
 
+def _predict(model, x, batch_size):
+    """Outputs of ``model`` on ``x`` in batches, eagerly (no tf.function per model)."""
+    outputs = [
+        keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
+        for start in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outputs, axis=0)
+
+
 def evaluate_task_split(model, split, x, y, *, batch_size=1024):
     """Accuracy of the full network and of each task's sub-network.
 
@@ -289,11 +298,11 @@ def evaluate_task_split(model, split, x, y, *, batch_size=1024):
         (the quantities of Table 1 of Wołczyk et al.).
     """
     num_tasks = split.num_tasks
-    full = task_accuracies(model.predict(x, batch_size=batch_size, verbose=0), y, num_tasks)
+    full = task_accuracies(_predict(model, x, batch_size), y, num_tasks)
     per_task = []
     for task in range(num_tasks):
         sub = split.subnetwork(model, task)
-        scores = sub.predict(x, batch_size=batch_size, verbose=0)
+        scores = _predict(sub, x, batch_size)
         per_task.append(task_accuracies(scores, y, num_tasks)[task])
     split_acc = np.array(per_task)
     return {

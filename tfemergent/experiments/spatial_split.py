@@ -48,6 +48,9 @@ class SpatialSplitConfig:
         seeds: seeds, one run each.
         epochs: training epochs per run.
         batch_size, learning_rate, alpha, beta, hidden_units: paper settings.
+        transport_normalization: ``"connections"`` (default: the mean over
+            connections of the authors' code, under which the paper's network
+            trains at alpha=1) or ``"neurons"`` (the paper's text, 1/N_l).
         num_train: optional cap on training samples (None: all).
         data_dir: local data directory (else ``TFEMERGENT_DATA_DIR`` or tfds).
         logdir: TensorBoard directory (None: no logs).
@@ -60,12 +63,13 @@ class SpatialSplitConfig:
     modes: tuple = MODES
     networks: tuple = NETWORKS
     seeds: tuple = (0,)
-    epochs: int = 60
+    epochs: int = 300
     batch_size: int = 256
     learning_rate: float = 0.005
     alpha: float = 1.0
     beta: float = 3.0
     hidden_units: tuple = PAPER_HIDDEN_UNITS
+    transport_normalization: str = "connections"
     num_train: int = None
     data_dir: str = None
     logdir: str = None
@@ -94,6 +98,9 @@ class SpatialSplitConfig:
         )
         self.alpha = validate_float("alpha", self.alpha, minimum=0.0)
         self.beta = validate_float("beta", self.beta, minimum=0.0)
+        validate_choice(
+            "transport_normalization", self.transport_normalization, ("neurons", "connections")
+        )
         self.num_train = validate_int("num_train", self.num_train, minimum=1, allow_none=True)
 
 
@@ -132,6 +139,7 @@ def run_one(config, mode, network, seed, data, progress=None):
         alpha=config.alpha,
         beta=config.beta,
         learning_rate=config.learning_rate,
+        transport_normalization=config.transport_normalization,
         seed=seed,
     )
     callbacks = [] if progress is None else [_EpochProgress(progress)]
@@ -250,15 +258,19 @@ def add_arguments(parser):
                         help="comma-separated: regular, spatial (default: both)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per run (default: 60 on digits, 10 on mnist+fashion)")
+                        help="epochs per run (default: 300 on digits, 15 on mnist+fashion)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--num-train", type=int, default=None,
                         help="cap on training samples per run")
+    parser.add_argument("--transport-normalization", default="connections",
+                        choices=["connections", "neurons"],
+                        help="mean over connections (authors' code, default) or 1/N_l "
+                             "(paper text)")
 
 
 def config_from_args(args):
     """Build a `SpatialSplitConfig` from parsed command-line arguments."""
-    epochs = args.epochs if args.epochs is not None else (60 if args.dataset == "digits" else 10)
+    epochs = args.epochs if args.epochs is not None else (300 if args.dataset == "digits" else 15)
     return SpatialSplitConfig(
         dataset=args.dataset,
         modes=tuple(m for m in args.modes.split(",") if m),
@@ -267,6 +279,7 @@ def config_from_args(args):
         epochs=epochs,
         batch_size=args.batch_size,
         num_train=args.num_train,
+        transport_normalization=args.transport_normalization,
         data_dir=args.data_dir,
         logdir=args.logdir,
         export=args.export,

@@ -45,6 +45,12 @@ class BlockMask:
             with ``output_dim``.
         input_dim: positive int, number of rows of the dense mask.
         output_dim: positive int, number of columns of the dense mask.
+        disjoint_rows: whether no input row belongs to two blocks (receptive
+            fields that do not overlap). ``None`` infers it from concrete indices
+            (and means ``False`` for symbolic ones). ``True`` lets the gather path
+            of `masked_matmul` compute the input gradient with a gather instead of
+            a scatter-add; only pass it for indices (e.g. variables) that keep
+            this property.
 
     Attributes:
         row_index: int32 tensor (or the variable passed in) ``[num_blocks, max_rows]``.
@@ -54,6 +60,7 @@ class BlockMask:
         num_blocks: int, ``row_index.shape[0]``.
         max_rows: int, ``row_index.shape[1]``.
         max_cols: int, ``col_index.shape[1]``.
+        disjoint_rows: bool, see above.
         density: fraction of ones in the dense mask (a Python float, or a scalar
             float32 tensor when the indices are symbolic graph tensors).
 
@@ -67,7 +74,8 @@ class BlockMask:
         ValueError: if the dimensions are not positive integers, the index tensors
             are not integer matrices with matching numbers of blocks, or (when the
             values are concrete) an index is out of range, a column appears in two
-            blocks or a row appears twice in one block.
+            blocks, a row appears twice in one block, or ``disjoint_rows=True``
+            but blocks share a row.
 
     Example:
 
@@ -93,7 +101,7 @@ class BlockMask:
            [0., 0., 0.]], dtype=float32)
     """
 
-    def __init__(self, row_index, col_index, input_dim, output_dim):
+    def __init__(self, row_index, col_index, input_dim, output_dim, *, disjoint_rows=None):
         self.input_dim = validate_int("input_dim", input_dim, minimum=1)
         self.output_dim = validate_int("output_dim", output_dim, minimum=1)
         self.row_index = self._index_tensor("row_index", row_index)
@@ -111,7 +119,12 @@ class BlockMask:
                     f"Argument `{name}` must have a static shape [num_blocks, size]. "
                     f"Received: {name}.shape={value.shape}"
                 )
-        self._check_values()
+        if disjoint_rows is not None and not isinstance(disjoint_rows, bool):
+            raise ValueError(
+                "Argument `disjoint_rows` must be None, True or False. "
+                f"Received: disjoint_rows={disjoint_rows!r}"
+            )
+        self.disjoint_rows = self._check_values(disjoint_rows)
 
     @staticmethod
     def _index_tensor(name, value):
@@ -154,10 +167,11 @@ class BlockMask:
             return None
         return np.asarray(self.row_index), np.asarray(self.col_index)
 
-    def _check_values(self):
+    def _check_values(self, disjoint_rows):
+        """Check concrete index values; return the resolved ``disjoint_rows`` flag."""
         concrete = self._concrete_indices()
         if concrete is None:
-            return
+            return bool(disjoint_rows)
         rows, cols = concrete
         for name, value, limit in (
             ("row_index", rows, self.input_dim),
@@ -176,13 +190,25 @@ class BlockMask:
                 "appears in several blocks (or twice in one block). "
                 f"Received: col_index={cols.tolist() if cols.size <= 64 else cols.shape}"
             )
-        for block, block_rows in enumerate(rows):
-            valid_rows = block_rows[block_rows < self.input_dim]
-            if np.unique(valid_rows).size != valid_rows.size:
-                raise ValueError(
-                    f"A row appears twice in block {block}; rows within a block must be "
-                    f"unique. Received: row_index[{block}]={block_rows.tolist()}"
-                )
+        sorted_rows = np.sort(rows, axis=1)
+        repeated = (sorted_rows[:, 1:] == sorted_rows[:, :-1]) & (
+            sorted_rows[:, 1:] < self.input_dim
+        )
+        if repeated.any():
+            block = int(np.flatnonzero(repeated.any(axis=1))[0])
+            raise ValueError(
+                f"A row appears twice in block {block}; rows within a block must be "
+                f"unique. Received: row_index[{block}]={rows[block].tolist()}"
+            )
+        valid_rows = rows[rows < self.input_dim]
+        actually_disjoint = bool(np.unique(valid_rows).size == valid_rows.size)
+        if disjoint_rows and not actually_disjoint:
+            raise ValueError(
+                "`disjoint_rows=True` promises that no input row belongs to two blocks, "
+                "but some row does. Pass disjoint_rows=None to infer it. "
+                f"Received: disjoint_rows={disjoint_rows!r}"
+            )
+        return actually_disjoint if disjoint_rows is None else disjoint_rows
 
     @property
     def num_blocks(self):
@@ -327,5 +353,5 @@ class BlockMask:
         return (
             f"BlockMask(num_blocks={self.num_blocks}, max_rows={self.max_rows}, "
             f"max_cols={self.max_cols}, input_dim={self.input_dim}, "
-            f"output_dim={self.output_dim})"
+            f"output_dim={self.output_dim}, disjoint_rows={self.disjoint_rows})"
         )

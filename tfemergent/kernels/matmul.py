@@ -10,8 +10,11 @@ from tfemergent.utils.validation import validate_choice
 
 IMPLEMENTATIONS = ("auto", "dense", "gather")
 
-# "auto" derives a BlockMask from a concrete dense mask only when the mask is
-# sparse enough and the padded blocks hold at most this fraction of the kernel.
+# "auto" derives a BlockMask from a concrete dense mask only when the analysis is
+# cheap (at most AUTO_MAX_ANALYSED_ELEMENTS entries, about 4 ms of numpy), the mask
+# is sparse enough and the padded blocks hold at most AUTO_MAX_BLOCK_FRACTION of
+# the kernel. Larger masks should be passed as a BlockMask (built once).
+AUTO_MAX_ANALYSED_ELEMENTS = 2**20
 AUTO_MAX_DENSITY = 0.25
 AUTO_MAX_BLOCK_FRACTION = 0.5
 
@@ -35,12 +38,14 @@ def masked_matmul(x, kernel, mask, *, implementation="auto"):
       sizes. XLA-compiled. A dense mask must then be concrete (eager) and is
       analysed with `BlockMask.from_dense`.
     - ``"auto"``: ``"gather"`` for a `BlockMask`, or for a concrete dense mask in
-      eager mode whose density is at most 1/4 and whose blocks (padded to the
-      largest) cover at most half of the kernel; ``"dense"`` otherwise (e.g. for a
-      symbolic mask inside a `tf.function`).
+      eager mode that is cheap to analyse (at most 2**20 entries), has density at
+      most 1/4 and whose blocks (padded to the largest) cover at most half of the
+      kernel; ``"dense"`` otherwise (e.g. for a symbolic mask inside a
+      `tf.function`). For large layers build a `BlockMask` once and pass it.
 
     Both paths work inside `tf.function(jit_compile=True)` (``"gather"`` needs a
-    `BlockMask` there) and in `tf.distribute` replica contexts.
+    `BlockMask` there) and in `tf.distribute` replica contexts. The gather path has
+    a custom first-order gradient (second-order gradients are not supported).
 
     Args:
         x: float tensor ``[batch, N_in]`` (any number of leading dimensions is
@@ -103,6 +108,7 @@ def masked_matmul(x, kernel, mask, *, implementation="auto"):
             kernel,
             tf.convert_to_tensor(block_mask.row_index),
             tf.convert_to_tensor(block_mask.col_index),
+            block_mask.disjoint_rows,
         )
     if leading_shape is not None:
         outputs = tf.reshape(outputs, tf.concat([leading_shape, [output_dim]], axis=0))
@@ -141,6 +147,8 @@ def _resolve_mask(mask, kernel, implementation):
             f"Received: mask.shape={shape}"
         )
     if implementation == "dense":
+        return None, mask
+    if implementation == "auto" and input_dim * output_dim > AUTO_MAX_ANALYSED_ELEMENTS:
         return None, mask
     array = _checks.concrete_array(mask)
     if array is None:

@@ -4,11 +4,17 @@ This module is private: layers and users call the validated public functions in
 `tfemergent.kernels`, which dispatch here. Functions in this module assume that
 their arguments have already been validated (ranks, dtypes, static sizes).
 
-Every heavy computation is a `tf.function(jit_compile=True)`, so it is compiled
-by XLA whether it is called eagerly, from a graph, from inside another jit-compiled
-function or in a `tf.distribute` replica context. Configuration that changes the
-computation (metric, weight norm, block size) is passed as Python values and is
-therefore part of the trace key.
+Every heavy computation is wrapped by `xla_function`, so it is compiled by XLA
+whether it is called eagerly, from an ordinary graph, in a `tf.distribute` replica
+context (a nested `tf.function(jit_compile=True)`), or from inside another
+jit-compiled function (then its ops simply join the outer XLA computation).
+Configuration that changes the computation (metric, weight norm, block size,
+dimensions) is passed as Python values and is therefore part of the trace key.
+
+Gradients are custom (`tf.custom_gradient`) and computed by compiled backward
+functions; the tape never differentiates through a compiled function. That keeps
+the blocked loops' intermediates out of memory and avoids a slow path of
+differentiating nested jit-compiled functions.
 """
 
 import math
@@ -19,6 +25,42 @@ import tensorflow as tf
 # (1 MiB in float32). A few such blocks live at a time, so the extra memory of the
 # forward and backward pass stays small next to an [N_in, N_out] weight matrix.
 DEFAULT_BLOCK_ELEMENTS = 2**18
+
+try:  # Private, but the only way to know whether an outer function is jit-compiled.
+    from tensorflow.python.ops import control_flow_util as _control_flow_util
+except ImportError:  # pragma: no cover - layout of a future TensorFlow
+    _control_flow_util = None
+
+
+def in_xla_context():
+    """True while tracing inside a `tf.function(jit_compile=True)` (or XLA loop)."""
+    if tf.executing_eagerly() or _control_flow_util is None:
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return bool(_control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def xla_function(python_function):
+    """Run ``python_function`` compiled by XLA.
+
+    Eagerly or inside an ordinary graph it calls a `tf.function(jit_compile=True)`
+    of it. Inside a function that is already being compiled by XLA it calls the
+    Python function directly, so its ops join the outer XLA computation (a nested
+    compiled function call costs a function boundary for nothing there).
+    Configuration passed as Python values is part of the trace key.
+    """
+    compiled = tf.function(python_function, jit_compile=True)
+
+    def call(*args):
+        if in_xla_context():
+            return python_function(*args)
+        return compiled(*args)
+
+    call.__name__ = python_function.__name__
+    call.__doc__ = python_function.__doc__
+    call.python_function = python_function
+    call.compiled = compiled
+    return call
 
 
 # ----------------------------------------------------------------------------
@@ -54,12 +96,12 @@ def _unit_directions(differences, distances, metric):
     return [tf.sign(diff) for diff in differences]
 
 
-@tf.function(jit_compile=True)
+@xla_function
 def _pairwise_distances_forward(p, q, metric):
     return _distances(_coordinate_differences(p, q), metric)
 
 
-@tf.function(jit_compile=True)
+@xla_function
 def _pairwise_distances_backward(p, q, distances, upstream, metric):
     directions = _unit_directions(_coordinate_differences(p, q), distances, metric)
     grad_p = tf.stack([tf.reduce_sum(upstream * u, axis=1) for u in directions], axis=1)
@@ -128,7 +170,7 @@ def _block(i, weights, p_in, block_size):
     return rows, fresh, weight_block, p_in_block
 
 
-@tf.function(jit_compile=True)
+@xla_function
 def _distance_weighted_l1_forward(weights, p_in, p_out, weight_norm, metric, block_size):
     block_size, num_blocks = _block_layout(weights.shape[0], block_size)
     dtype = weights.dtype
@@ -148,13 +190,14 @@ def _distance_weighted_l1_forward(weights, p_in, p_out, weight_norm, metric, blo
     return total
 
 
-@tf.function(jit_compile=True)
+@xla_function
 def _distance_weighted_l1_backward(weights, p_in, p_out, upstream, weight_norm, metric, block_size):
     block_size, num_blocks = _block_layout(weights.shape[0], block_size)
     dimension = p_in.shape[1]
 
-    # d cost / d w = f'(w) * d: one fused elementwise pass that writes the output
-    # directly, no [N_in, N_out] temporaries.
+    # d cost / d w = f'(w) * d: an elementwise expression of w and broadcast
+    # coordinates, which XLA fuses into one pass that writes the output directly
+    # (no [N_in, N_out] temporaries; see benchmarks/bench_distance_cost.py).
     distances = _distances(_coordinate_differences(p_in, p_out), metric)
     grad_weights = upstream * _weight_cost_derivative(weights, weight_norm) * distances
 
@@ -221,51 +264,138 @@ def dense_masked_matmul(x, kernel, mask):
     return tf.matmul(x, kernel * mask)
 
 
-@tf.function(jit_compile=True)
-def block_masked_matmul(x, kernel, row_index, col_index):
-    """``x @ (kernel * mask)`` for a block mask given by padded row/column indices.
+def _block_addresses(row_index, col_index, input_dim, output_dim):
+    """Flat kernel addresses [B, R, C] of the blocks and which of them are real.
 
-    Block ``b`` multiplies the input rows ``row_index[b]`` by the kernel block
-    ``kernel[row_index[b]][:, col_index[b]]`` and writes the output columns
-    ``col_index[b]``. Padding sentinels (``N_in`` in `row_index`, ``N_out`` in
-    `col_index`) read an appended zero input column, zero kernel entries, and write
-    a dropped output column, so unequal blocks stay exact. Gradients reach only the
-    gathered (unmasked) kernel entries.
+    Sentinel entries get a clamped (valid) address; callers zero them with
+    ``valid``. This replaces copying the kernel into a zero-padded
+    ``[N_in + 1, N_out + 1]`` matrix (a full pass over the kernel) in the forward
+    pass and slicing that padding off the gradient in the backward pass.
+    """
+    valid = tf.logical_and(
+        (row_index < input_dim)[:, :, None], (col_index < output_dim)[:, None, :]
+    )
+    rows = tf.minimum(row_index, input_dim - 1)
+    cols = tf.minimum(col_index, output_dim - 1)
+    if input_dim * output_dim >= 2**31:  # flat addresses overflow int32
+        rows, cols = tf.cast(rows, tf.int64), tf.cast(cols, tf.int64)
+    return rows[:, :, None] * output_dim + cols[:, None, :], valid
+
+
+def _inverse_positions(index, size):
+    """For each of ``size`` slots, the flat position in ``index`` that holds it.
+
+    Slots that ``index`` does not hold get ``index.size`` (one past the end: the
+    caller appends a zero there); sentinel entries (value ``size``) are dropped.
+    Requires each slot at most once in ``index``.
+    """
+    count = index.shape[0] * index.shape[1]
+    return tf.tensor_scatter_nd_update(
+        tf.fill([size + 1], count), tf.reshape(index, [-1, 1]), tf.range(count)
+    )[:size]
+
+
+@xla_function
+def _block_masked_matmul_forward(x, kernel, row_index, col_index):
+    """Forward pass; also returns the gathered blocks for the backward pass.
+
+    Works block-major with the batch last (``[B, R, batch]``): the gathers then
+    copy contiguous rows and the block products are plain batched matmuls.
     """
     input_dim, output_dim = kernel.shape
-    num_blocks = row_index.shape[0]
-    num_cols = col_index.shape[1]
+    num_blocks, num_cols = col_index.shape
+
+    # x.T[row_index] with a zero row for the sentinel: [B, R, batch].
+    x_blocks = tf.gather(tf.pad(tf.transpose(x), [[0, 1], [0, 0]]), row_index)
+    # kernel[row_index][:, col_index] per block, zero at sentinels: [B, R, C].
+    addresses, valid = _block_addresses(row_index, col_index, input_dim, output_dim)
+    kernel_blocks = tf.gather(tf.reshape(kernel, [-1]), addresses)
+    kernel_blocks = tf.where(valid, kernel_blocks, tf.zeros_like(kernel_blocks))
+
+    outputs = tf.matmul(kernel_blocks, x_blocks, transpose_a=True)  # [B, C, batch]
+
+    # Place the block outputs into the N_out columns with one gather through the
+    # inverse permutation; columns in no block read an appended zero row and the
+    # sentinel column (index N_out) is dropped.
+    outputs = tf.reshape(outputs, [num_blocks * num_cols, -1])
+    outputs = tf.pad(outputs, [[0, 1], [0, 0]])
+    outputs = tf.gather(outputs, _inverse_positions(col_index, output_dim))
+    return tf.transpose(outputs), x_blocks, kernel_blocks
+
+
+@xla_function
+def _block_masked_matmul_backward(
+    upstream, x_blocks, kernel_blocks, row_index, col_index, input_dim, output_dim, disjoint_rows
+):
+    """Gradients w.r.t. x [batch, N_in] and kernel [N_in, N_out] (dense, zero off-mask)."""
+    # Each column is in at most one block, so the gradient of the placement is a
+    # gather (sentinel columns read an appended zero row): [B, C, batch].
+    upstream_blocks = tf.gather(tf.pad(tf.transpose(upstream), [[0, 1], [0, 0]]), col_index)
+
+    grad_kernel_blocks = tf.matmul(x_blocks, upstream_blocks, transpose_b=True)  # [B, R, C]
+    addresses, valid = _block_addresses(row_index, col_index, input_dim, output_dim)
+    grad_kernel_blocks = tf.where(valid, grad_kernel_blocks, tf.zeros_like(grad_kernel_blocks))
+    # Real entries have distinct addresses; sentinels add exact zeros.
+    grad_kernel = tf.scatter_nd(
+        tf.reshape(addresses, [-1, 1]),
+        tf.reshape(grad_kernel_blocks, [-1]),
+        [input_dim * output_dim],
+    )
+    grad_kernel = tf.reshape(grad_kernel, [input_dim, output_dim])
+
+    grad_x_blocks = tf.matmul(kernel_blocks, upstream_blocks)  # [B, R, batch]
+    grad_x_blocks = tf.reshape(grad_x_blocks, [-1, tf.shape(upstream)[0]])
+    if disjoint_rows:
+        # Each row in at most one block: a gather through the inverse permutation.
+        grad_x_blocks = tf.pad(grad_x_blocks, [[0, 1], [0, 0]])
+        grad_x = tf.gather(grad_x_blocks, _inverse_positions(row_index, input_dim))
+    else:
+        # Rows may be shared by several blocks: sum their contributions.
+        grad_x = tf.math.unsorted_segment_sum(
+            grad_x_blocks, tf.reshape(row_index, [-1]), input_dim + 1
+        )[:input_dim]
+    return tf.transpose(grad_x), grad_kernel
+
+
+def block_masked_matmul(x, kernel, row_index, col_index, disjoint_rows=False):
+    """``x @ (kernel * mask)`` for a block mask given by padded row/column indices.
+
+    Block ``b`` multiplies the input columns ``x[:, row_index[b]]`` by the kernel
+    block ``kernel[row_index[b]][:, col_index[b]]`` (one batched matmul over the
+    blocks) and writes the output columns ``col_index[b]``. Padding sentinels
+    (``N_in`` in `row_index`, ``N_out`` in `col_index`) read zeros and write a
+    dropped column, so blocks of unequal sizes stay exact. The custom gradient
+    reaches only the gathered (unmasked) kernel entries; every other kernel entry
+    gets exactly zero. Requires each column in at most one block and unique rows
+    within a block (the `BlockMask` invariants); ``disjoint_rows=True`` promises
+    that each row is in at most one block too (the input gradient is then a gather
+    instead of a scatter-add).
+    """
+    input_dim, output_dim = kernel.shape
     row_index = tf.cast(row_index, tf.int32)
     col_index = tf.cast(col_index, tf.int32)
 
-    # x[:, row_index] with a zero column for the sentinel: [batch, B, R].
-    x_padded = tf.pad(x, [[0, 0], [0, 1]])
-    x_blocks = tf.gather(x_padded, row_index, axis=1)
+    @tf.custom_gradient
+    def _matmul_with_gradient(x, kernel):
+        # stop_gradient: the tape must not differentiate the compiled function
+        # itself; the custom gradient below replaces it.
+        x, kernel = tf.stop_gradient(x), tf.stop_gradient(kernel)
+        outputs, x_blocks, kernel_blocks = _block_masked_matmul_forward(
+            x, kernel, row_index, col_index
+        )
 
-    # Kernel blocks [B, R, C] gathered from the flat kernel. Instead of copying the
-    # kernel into a zero-padded [N_in + 1, N_out + 1] matrix, sentinel entries read
-    # a clamped (valid) address and are replaced by zero; they receive exactly zero
-    # gradient, as does every kernel entry outside the blocks.
-    row_valid = row_index < input_dim
-    col_valid = col_index < output_dim
-    rows = tf.minimum(row_index, input_dim - 1)
-    cols = tf.minimum(col_index, output_dim - 1)
-    flat_index = rows[:, :, None] * output_dim + cols[:, None, :]
-    kernel_blocks = tf.gather(tf.reshape(kernel, [-1]), flat_index)
-    valid = tf.logical_and(row_valid[:, :, None], col_valid[:, None, :])
-    kernel_blocks = tf.where(valid, kernel_blocks, tf.zeros_like(kernel_blocks))
+        def grad(upstream):
+            return _block_masked_matmul_backward(
+                upstream,
+                x_blocks,
+                kernel_blocks,
+                row_index,
+                col_index,
+                input_dim,
+                output_dim,
+                disjoint_rows,
+            )
 
-    outputs = tf.einsum("nbr,brc->nbc", x_blocks, kernel_blocks)
+        return outputs, grad
 
-    # Place the block outputs into the N_out columns with one gather through the
-    # inverse permutation; columns in no block read the appended zero column.
-    batch = tf.shape(x)[0]
-    outputs = tf.reshape(outputs, [batch, num_blocks * num_cols])
-    outputs = tf.pad(outputs, [[0, 0], [0, 1]])
-    flat_cols = tf.reshape(col_index, [-1, 1])
-    source = tf.tensor_scatter_nd_update(
-        tf.fill([output_dim + 1], num_blocks * num_cols),
-        flat_cols,
-        tf.range(num_blocks * num_cols),
-    )[:output_dim]
-    return tf.gather(outputs, source, axis=1)
+    return _matmul_with_gradient(x, kernel)

@@ -23,6 +23,7 @@ def build_spatial_network(
     alpha=1.0,
     beta=3.0,
     learning_rate=0.005,
+    transport_normalization="neurons",
     seed=None,
     compile=True,
 ):
@@ -54,6 +55,8 @@ def build_spatial_network(
         first_spatial_layer: 1-based index of the first hidden layer with costs.
         alpha, beta: weights of the transport and density costs.
         learning_rate: Adam learning rate.
+        transport_normalization: ``normalization`` of the `TransportCost`:
+            ``"neurons"`` (paper text) or ``"connections"`` (authors' code).
         seed: seed of the initializers (None: Keras's global seed).
         compile: whether to compile the model.
 
@@ -99,7 +102,13 @@ def build_spatial_network(
                     width,
                     activation=activation,
                     kernel_initializer=initializer(index),
-                    transport_cost=TransportCost(alpha, num_cost_layers) if with_costs else None,
+                    transport_cost=(
+                        TransportCost(
+                            alpha, num_cost_layers, normalization=transport_normalization
+                        )
+                        if with_costs
+                        else None
+                    ),
                     density_cost=DensityCost(beta, num_cost_layers) if with_costs else None,
                     seed=None if seed is None else seed * 1000 + 500 + index,
                     name=name,

@@ -1,0 +1,35 @@
+"""The Examples in the docstrings of tfemergent.kernels run and give what they show."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "tfemergent.kernels.block_mask",
+    "tfemergent.kernels.distances",
+    "tfemergent.kernels.matmul",
+]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_public_api():
+    from tfemergent import kernels
+
+    assert sorted(kernels.__all__) == [
+        "BlockMask",
+        "distance_weighted_l1",
+        "masked_matmul",
+        "pairwise_distances",
+    ]
+    for name in kernels.__all__:
+        assert getattr(kernels, name).__doc__
