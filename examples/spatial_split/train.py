@@ -61,6 +61,8 @@ if __name__ == "__main__":
     parser.add_argument("--modes", default=",".join(CONFIG.modes))
     parser.add_argument("--transport-normalization", default=CONFIG.transport_normalization,
                         choices=["neurons", "connections"])
+    parser.add_argument("--output", default=os.path.join(HERE, "output"),
+                        help="directory of results.md, results.json and plots/")
     args = parser.parse_args()
     main(
         dataclasses.replace(
@@ -69,5 +71,7 @@ if __name__ == "__main__":
             seeds=tuple(int(s) for s in args.seeds.split(",")),
             modes=tuple(args.modes.split(",")),
             transport_normalization=args.transport_normalization,
-        )
+            plots=os.path.join(args.output, "plots"),
+        ),
+        output_dir=args.output,
     )

@@ -10,8 +10,9 @@
 - `resolve_data_dir(data_dir=None)`: the local directory in use (argument, else
   `TFEMERGENT_DATA_DIR`, else `None` for tensorflow-datasets).
 
-Names: `"mnist"`, `"fashion_mnist"`, `"cifar10"`, `"number_topography"` and
-`"digits"` (scikit-learn's 8x8 digits, always embedded).
+Names: `"mnist"`, `"fashion_mnist"`, `"cifar10"`, `"number_topography"`,
+`"digits"` (scikit-learn's 8x8 digits, always embedded) and `"digits_transposed"` (the
+same images transposed: the embedded second task of the double-task experiments).
 """
 
 from tfemergent.datasets.corrupt_dataset_error import CorruptDatasetError

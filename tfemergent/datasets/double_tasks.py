@@ -49,13 +49,14 @@ def double_task(
     Pairing (concatenated and mixed): `rng = np.random.default_rng(seed)` and
     `perm = rng.permutation(len(second))`, so sample i is `first[i]` with
     `second[perm[i]]`; the order of `first` is kept. When `first == second`
-    (for example the embedded default `first="digits", second="digits"`, where
-    task B is "digits paired with a different digits image"), `perm` is
+    (for example `first="digits", second="digits"`, where task B is "digits
+    paired with a different digits image"), `perm` is
     instead a seeded single cycle (`order = rng.permutation(n)`, `perm[order[k]]
     = order[k + 1]`, wrapping around) so that no image is paired with itself.
     With the same dataset twice, only the concatenated mode tells the tasks
     apart by position: a mixed input is symmetric in its two images and a
-    sequential input looks alike for both tasks.
+    sequential input looks alike for both tasks. The embedded default of the
+    experiments therefore pairs `"digits"` with `"digits_transposed"`.
 
     Sequential selection: `rng = np.random.default_rng(seed)`, `k1 = ceil(N/2)`
     images `first[rng.permutation(len(first))[:k1]]`, then `k2 = floor(N/2)`
