@@ -7,6 +7,7 @@ import pytest
 
 MODULES = [
     "tfemergent.kernels.block_mask",
+    "tfemergent.kernels.block_product",
     "tfemergent.kernels.distances",
     "tfemergent.kernels.matmul",
 ]
@@ -27,6 +28,7 @@ def test_public_api():
 
     assert sorted(kernels.__all__) == [
         "BlockMask",
+        "block_matmul",
         "distance_weighted_l1",
         "masked_matmul",
         "pairwise_distances",

@@ -6,8 +6,15 @@ public functions.
 """
 
 from tfemergent.kernels.block_mask import BlockMask
+from tfemergent.kernels.block_product import block_matmul
 from tfemergent.kernels.distances import distance_weighted_l1
 from tfemergent.kernels.distances import pairwise_distances
 from tfemergent.kernels.matmul import masked_matmul
 
-__all__ = ["BlockMask", "distance_weighted_l1", "masked_matmul", "pairwise_distances"]
+__all__ = [
+    "BlockMask",
+    "block_matmul",
+    "distance_weighted_l1",
+    "masked_matmul",
+    "pairwise_distances",
+]

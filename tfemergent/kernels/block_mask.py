@@ -3,6 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
+from tfemergent.kernels import _checks
+from tfemergent.kernels import xla as _xla
 from tfemergent.kernels._checks import is_symbolic as _is_symbolic
 from tfemergent.kernels._checks import is_variable as _is_variable
 from tfemergent.utils.validation import validate_int
@@ -36,6 +38,15 @@ class BlockMask:
     Use `BlockMask.from_dense` to analyse a dense 0/1 mask (columns with identical
     patterns are grouped) or `BlockMask.from_blocks` to list the blocks directly.
 
+    Weights can be stored in block form, ``[num_blocks, max_rows, max_cols]``,
+    where entry ``[b, r, c]`` is the weight from input ``row_index[b, r]`` to
+    output ``col_index[b, c]`` and entries at a sentinel are padding: that is the
+    layout `block_matmul` multiplies by, and it never holds an
+    ``[input_dim, output_dim]`` tensor. `gather_blocks` converts a dense kernel to
+    block form (zeros in the padding) and `scatter_blocks` converts back (zeros
+    outside the blocks); both copy values exactly, and
+    ``scatter_blocks(gather_blocks(kernel)) == kernel * to_dense()``.
+
     Args:
         row_index: integer tensor, array or variable of shape
             ``[num_blocks, max_rows]``: the input rows of each block, padded with
@@ -66,6 +77,12 @@ class BlockMask:
 
     Methods:
         to_dense(dtype="float32"): the dense ``[input_dim, output_dim]`` 0/1 tensor.
+        gather_blocks(kernel): the blocks ``[num_blocks, max_rows, max_cols]`` of a
+            dense ``[input_dim, output_dim]`` kernel (tensor, array or variable),
+            with zeros in the padding; same dtype; differentiable.
+        scatter_blocks(block_kernel): the dense ``[input_dim, output_dim]`` kernel
+            of block-stored weights, zero outside the blocks; padding is ignored;
+            same dtype; differentiable.
         from_dense(mask): class method, see above.
         from_blocks(blocks, input_dim, output_dim): class method; ``blocks`` is a
             list of ``(rows, cols)`` pairs of integer sequences.
@@ -75,7 +92,8 @@ class BlockMask:
             are not integer matrices with matching numbers of blocks, or (when the
             values are concrete) an index is out of range, a column appears in two
             blocks, a row appears twice in one block, or ``disjoint_rows=True``
-            but blocks share a row.
+            but blocks share a row. `gather_blocks` and `scatter_blocks` raise it
+            for an argument that is not a numeric tensor of the expected shape.
 
     Example:
 
@@ -99,6 +117,17 @@ class BlockMask:
     >>> BlockMask.from_blocks([([0], [1, 2])], 2, 3).to_dense().numpy()
     array([[0., 1., 1.],
            [0., 0., 0.]], dtype=float32)
+
+    Block-stored weights (block 1 has one real column; its second is padding):
+
+    >>> kernel = np.arange(12.0, dtype="float32").reshape(3, 4)
+    >>> blocks = block_mask.gather_blocks(kernel)
+    >>> blocks.numpy().tolist()
+    [[[0.0, 2.0], [4.0, 6.0]], [[7.0, 0.0], [11.0, 0.0]]]
+    >>> block_mask.scatter_blocks(blocks).numpy()
+    array([[ 0.,  0.,  2.,  0.],
+           [ 4.,  0.,  6.,  7.],
+           [ 0.,  0.,  0., 11.]], dtype=float32)
     """
 
     def __init__(self, row_index, col_index, input_dim, output_dim, *, disjoint_rows=None):
@@ -125,6 +154,16 @@ class BlockMask:
                 f"Received: disjoint_rows={disjoint_rows!r}"
             )
         self.disjoint_rows = self._check_values(disjoint_rows)
+        # True only when the indices are fixed (not variables) and hold no
+        # sentinel: kernels may then skip zeroing padded block entries.
+        concrete = self._concrete_indices()
+        self._padding_free = bool(
+            concrete is not None
+            and not _is_variable(self.row_index)
+            and not _is_variable(self.col_index)
+            and not (concrete[0] == self.input_dim).any()
+            and not (concrete[1] == self.output_dim).any()
+        )
 
     @staticmethod
     def _index_tensor(name, value):
@@ -247,6 +286,57 @@ class BlockMask:
         dense = tf.matmul(row_onehot, col_onehot, transpose_a=True)
         dense = dense[: self.input_dim, : self.output_dim]
         return tf.minimum(dense, tf.ones([], dtype=dense.dtype))
+
+    def gather_blocks(self, kernel):
+        """Dense ``[input_dim, output_dim]`` kernel -> blocks ``[B, R, C]`` (zero padding)."""
+        kernel = self._numeric_argument("kernel", kernel, (self.input_dim, self.output_dim))
+        addresses, valid = _xla._block_addresses(
+            tf.cast(self.row_index, tf.int32),
+            tf.cast(self.col_index, tf.int32),
+            self.input_dim,
+            self.output_dim,
+        )
+        blocks = tf.gather(tf.reshape(kernel, [-1]), addresses)
+        return tf.where(valid, blocks, tf.zeros_like(blocks))
+
+    def scatter_blocks(self, block_kernel):
+        """Blocks ``[B, R, C]`` -> dense ``[input_dim, output_dim]`` (zero outside blocks)."""
+        block_kernel = self._numeric_argument(
+            "block_kernel", block_kernel, (self.num_blocks, self.max_rows, self.max_cols)
+        )
+        rows = tf.cast(self.row_index, tf.int32)
+        cols = tf.cast(self.col_index, tf.int32)
+        shape = [self.num_blocks, self.max_rows, self.max_cols]
+        valid = tf.logical_and(
+            (rows < self.input_dim)[:, :, None], (cols < self.output_dim)[:, None, :]
+        )
+        # Real entries have distinct (row, column) pairs (each column is in one
+        # block, rows are unique within a block), so an update-scatter copies them
+        # exactly; padding goes to an extra row that is dropped.
+        target_rows = tf.where(valid, tf.broadcast_to(rows[:, :, None], shape), self.input_dim)
+        target_cols = tf.broadcast_to(tf.minimum(cols, self.output_dim - 1)[:, None, :], shape)
+        indices = tf.reshape(tf.stack([target_rows, target_cols], axis=-1), [-1, 2])
+        dense = tf.tensor_scatter_nd_update(
+            tf.zeros([self.input_dim + 1, self.output_dim], block_kernel.dtype),
+            indices,
+            tf.reshape(block_kernel, [-1]),
+        )
+        return dense[: self.input_dim]
+
+    @staticmethod
+    def _numeric_argument(name, value, expected_shape):
+        tensor = _checks.as_tensor(name, value)
+        dtype = tensor.dtype
+        if not (dtype.is_floating or dtype.is_integer or dtype.is_complex or dtype.is_bool):
+            raise ValueError(
+                f"Argument `{name}` must be a numeric tensor. Received: {name}.dtype={dtype.name}"
+            )
+        if tuple(tensor.shape) != tuple(expected_shape):
+            raise ValueError(
+                f"Argument `{name}` must have the static shape {list(expected_shape)} of this "
+                f"BlockMask. Received: {name}.shape={tensor.shape}"
+            )
+        return tensor
 
     @classmethod
     def from_blocks(cls, blocks, input_dim, output_dim):

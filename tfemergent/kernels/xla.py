@@ -174,6 +174,9 @@ def _block(i, weights, p_in, block_size):
 def _distance_weighted_l1_forward(weights, p_in, p_out, weight_norm, metric, block_size):
     block_size, num_blocks = _block_layout(weights.shape[0], block_size)
     dtype = weights.dtype
+    if num_blocks == 1:  # the whole matrix is one block: no loop
+        distances = _distances(_coordinate_differences(p_in, p_out), metric)
+        return tf.reduce_sum(_weight_cost(weights, weight_norm) * distances)
 
     def body(i, total):
         _, fresh, weight_block, p_in_block = _block(i, weights, p_in, block_size)
@@ -200,6 +203,12 @@ def _distance_weighted_l1_backward(weights, p_in, p_out, upstream, weight_norm, 
     # (no [N_in, N_out] temporaries; see benchmarks/bench_distance_cost.py).
     distances = _distances(_coordinate_differences(p_in, p_out), metric)
     grad_weights = upstream * _weight_cost_derivative(weights, weight_norm) * distances
+    if num_blocks == 1:  # the whole matrix is one block: no loop
+        cost = _weight_cost(weights, weight_norm)
+        directions = _unit_directions(_coordinate_differences(p_in, p_out), distances, metric)
+        grad_p_in = tf.stack([tf.reduce_sum(cost * u, axis=1) for u in directions], axis=1)
+        grad_p_out = -tf.stack([tf.reduce_sum(cost * u, axis=0) for u in directions], axis=1)
+        return grad_weights, upstream * grad_p_in, upstream * grad_p_out
 
     # Position gradients, one block of rows at a time:
     #   grad_p_in_i  =  sum_j f(w_ij) u_ij,   grad_p_out_j = -sum_i f(w_ij) u_ij
@@ -399,3 +408,151 @@ def block_masked_matmul(x, kernel, row_index, col_index, disjoint_rows=False):
         return outputs, grad
 
     return _matmul_with_gradient(x, kernel)
+
+
+# ----------------------------------------------------------------------------
+# Block-stored matmul
+# ----------------------------------------------------------------------------
+#
+# Layout: block-major with the batch in the middle, ``[B, batch, K]``. XLA's CPU
+# dot wants the batch dimension of a batched matmul outermost, and this layout
+# makes two of the three products plain (non-transposed) batched matmuls and
+# lets every gather below read and write whole rows of ``[batch, N]`` matrices.
+# Measured alternatives (benchmarks/RESULTS.md): a feature-major layout
+# ``[B, K, batch]`` needs a separate transpose of x, upstream, outputs and input
+# gradient (XLA's CPU transposes cost about two copies each); gathers along the
+# feature axis with `tf.gather(..., axis=1)` or `tf.gather_nd` lower to slower
+# element-wise gathers; `tf.einsum("nbr,brc->nbc")` adds transposes around the
+# dot; letting the tape differentiate the gathers gives scatter-adds.
+
+
+def _take_columns(t, index):
+    """``out[b, m, k] = t[m, index[b, k]]``, 0 for the sentinel ``t.shape[1]``: [B, batch, K].
+
+    A gather with the batch as gather batch dimension reads each row of ``t``
+    once with two-dimensional indices (no flat-index arithmetic); the transpose
+    to block-major order is one cheap copy.
+    """
+    num_blocks, size = index.shape
+    batch = tf.shape(t)[0]
+    padded = tf.pad(t, [[0, 0], [0, 1]])
+    positions = tf.broadcast_to(
+        tf.reshape(index, [1, num_blocks * size]), [batch, num_blocks * size]
+    )
+    taken = tf.gather(padded, positions, batch_dims=1)
+    return tf.transpose(tf.reshape(taken, [batch, num_blocks, size]), [1, 0, 2])
+
+
+def _place_columns(blocks, inverse):
+    """``out[m, j] = blocks[b, m, k]`` where ``inverse[j] = b * K + k`` (``B * K``: 0).
+
+    The inverse of `_take_columns` for indices that hold each column at most once;
+    XLA fuses the transpose into the gather, so this is one pass.
+    """
+    num_blocks, _, size = blocks.shape
+    batch = tf.shape(blocks)[1]
+    flat = tf.reshape(tf.transpose(blocks, [1, 0, 2]), [batch, num_blocks * size])
+    flat = tf.pad(flat, [[0, 0], [0, 1]])
+    positions = tf.broadcast_to(inverse[None, :], [batch, inverse.shape[0]])
+    return tf.gather(flat, positions, batch_dims=1)
+
+
+def _sum_columns(blocks, index, size):
+    """``out[m, i] = sum of blocks[b, m, k] over index[b, k] == i``: [batch, size].
+
+    For indices that may hold a column several times (overlapping receptive
+    fields). Sentinels become segment -1, which the scatter drops; keeping the
+    result ``[size, batch]`` (no sentinel row to slice off) keeps the final
+    transpose on XLA's fast path.
+    """
+    num_blocks, _, block_size = blocks.shape
+    batch = tf.shape(blocks)[1]
+    segments = tf.reshape(tf.where(index < size, index, -tf.ones_like(index)), [-1])
+    data = tf.reshape(tf.transpose(blocks, [0, 2, 1]), [num_blocks * block_size, batch])
+    return tf.transpose(tf.math.unsorted_segment_sum(data, segments, size))
+
+
+def _block_valid(row_index, col_index, input_dim, output_dim):
+    """[B, R, C] bool: which block entries are real (not padding)."""
+    return tf.logical_and(
+        (row_index < input_dim)[:, :, None], (col_index < output_dim)[:, None, :]
+    )
+
+
+@xla_function
+def _block_matmul_forward(x, block_kernel, row_index, col_index, output_dim, mask_padding):
+    """Outputs [batch, N_out] and the gathered inputs [B, batch, R] for the backward pass."""
+    if mask_padding:
+        valid = _block_valid(row_index, col_index, x.shape[1], output_dim)
+        block_kernel = tf.where(valid, block_kernel, tf.zeros_like(block_kernel))
+    x_blocks = _take_columns(x, row_index)  # [B, batch, R]
+    outputs = tf.matmul(x_blocks, block_kernel)  # [B, batch, C]
+    return _place_columns(outputs, _inverse_positions(col_index, output_dim)), x_blocks
+
+
+@xla_function
+def _block_matmul_backward(
+    upstream, x_blocks, block_kernel, row_index, col_index, input_dim, disjoint_rows, mask_padding
+):
+    """Gradients w.r.t. x [batch, N_in] and the block kernel [B, R, C]."""
+    if mask_padding:
+        valid = _block_valid(row_index, col_index, input_dim, upstream.shape[1])
+        block_kernel = tf.where(valid, block_kernel, tf.zeros_like(block_kernel))
+    # Each column is in at most one block: the gradient of the placement is a take.
+    upstream_blocks = _take_columns(upstream, col_index)  # [B, batch, C]
+    grad_kernel = tf.matmul(x_blocks, upstream_blocks, transpose_a=True)  # [B, R, C]
+    if mask_padding:
+        grad_kernel = tf.where(valid, grad_kernel, tf.zeros_like(grad_kernel))
+    grad_x_blocks = tf.matmul(upstream_blocks, block_kernel, transpose_b=True)  # [B, batch, R]
+    if disjoint_rows:
+        grad_x = _place_columns(grad_x_blocks, _inverse_positions(row_index, input_dim))
+    else:
+        grad_x = _sum_columns(grad_x_blocks, row_index, input_dim)
+    return grad_x, grad_kernel
+
+
+def block_matmul(
+    x, block_kernel, row_index, col_index, output_dim, disjoint_rows=False, mask_padding=True
+):
+    """``x @ scatter(block_kernel)`` for block-stored weights (see the public function).
+
+    ``x`` is ``[batch, N_in]``; ``block_kernel[b, r, c]`` is the weight from input
+    ``row_index[b, r]`` to output ``col_index[b, c]``; sentinel entries (``N_in``
+    in `row_index`, ``output_dim`` in `col_index`) are ignored and get zero
+    gradient. The custom gradient returns the block-shaped kernel gradient, so no
+    ``[N_in, N_out]`` tensor is formed. Requires the `BlockMask` invariants;
+    ``disjoint_rows=True`` promises each row in at most one block (the input
+    gradient is then a gather instead of a scatter-add). ``mask_padding=False``
+    promises that the indices hold no sentinel and skips zeroing padded kernel
+    entries (two passes over the block kernel). Padded entries would otherwise
+    only meet exact zeros (sentinels read zero inputs and write dropped
+    outputs); the zeroing keeps non-finite padding values out of the results.
+    """
+    input_dim = x.shape[1]
+    row_index = tf.cast(row_index, tf.int32)
+    col_index = tf.cast(col_index, tf.int32)
+
+    @tf.custom_gradient
+    def _matmul_with_gradient(x, block_kernel):
+        # stop_gradient: the tape must not differentiate the compiled function
+        # itself; the custom gradient below replaces it.
+        x, block_kernel = tf.stop_gradient(x), tf.stop_gradient(block_kernel)
+        outputs, x_blocks = _block_matmul_forward(
+            x, block_kernel, row_index, col_index, output_dim, mask_padding
+        )
+
+        def grad(upstream):
+            return _block_matmul_backward(
+                upstream,
+                x_blocks,
+                block_kernel,
+                row_index,
+                col_index,
+                input_dim,
+                disjoint_rows,
+                mask_padding,
+            )
+
+        return outputs, grad
+
+    return _matmul_with_gradient(x, block_kernel)
