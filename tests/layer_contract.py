@@ -783,6 +783,35 @@ def layer_contract_test(layer_cls, init_kwargs, input_shape, *, checks=CHECKS, *
 # --------------------------------------------------------------------------- regularizers
 
 
+def _assert_config_names_init_arguments(cls, config):
+    """Every named ``__init__`` argument of ``cls`` must be a key of ``config``."""
+    signature = inspect.signature(cls.__init__)
+    missing = [
+        argument
+        for argument, parameter in signature.parameters.items()
+        if argument != "self"
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        and argument not in config
+    ]
+    if missing:
+        raise AssertionError(
+            f"{cls.__name__}.get_config() is missing __init__ arguments {missing}. "
+            f"Received config: {config}"
+        )
+
+
+def _assert_registered(cls, registered_package):
+    """``cls`` is registered under ``registered_package`` (skipped for None)."""
+    if registered_package is None:
+        return
+    registered_name = keras.saving.get_registered_name(cls)
+    if not registered_name.startswith(f"{registered_package}>"):
+        raise AssertionError(
+            f"{cls.__name__} is not registered under package {registered_package!r}: "
+            f"keras.saving.get_registered_name gives {registered_name!r}."
+        )
+
+
 def assert_regularizer_contract(
     regularizer,
     *,
@@ -812,27 +841,9 @@ def assert_regularizer_contract(
             f"{name}.from_config(get_config()) does not reproduce the config:\n"
             + _config_diff(config, restored_config)
         )
-    signature = inspect.signature(cls.__init__)
-    missing = [
-        argument
-        for argument, parameter in signature.parameters.items()
-        if argument != "self"
-        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        and argument not in config
-    ]
-    if missing:
-        raise AssertionError(
-            f"{name}.get_config() is missing __init__ arguments {missing}. "
-            f"Received config: {config}"
-        )
+    _assert_config_names_init_arguments(cls, config)
 
-    if registered_package is not None:
-        registered_name = keras.saving.get_registered_name(cls)
-        if not registered_name.startswith(f"{registered_package}>"):
-            raise AssertionError(
-                f"{name} is not registered under package {registered_package!r}: "
-                f"keras.saving.get_registered_name gives {registered_name!r}."
-            )
+    _assert_registered(cls, registered_package)
 
     with _stage(f"keras.regularizers.get(keras.regularizers.serialize({name}))"):
         serialized = _jsonify(keras.regularizers.serialize(regularizer), "serialized")
@@ -907,23 +918,5 @@ def assert_callback_config(callback, *, registered_package="tfemergent"):
             f"{name} recreated from its config has a different config:\n"
             + _config_diff(config, restored_config)
         )
-    signature = inspect.signature(cls.__init__)
-    missing = [
-        argument
-        for argument, parameter in signature.parameters.items()
-        if argument != "self"
-        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        and argument not in config
-    ]
-    if missing:
-        raise AssertionError(
-            f"{name}.get_config() is missing __init__ arguments {missing}. "
-            f"Received config: {config}"
-        )
-    if registered_package is not None:
-        registered_name = keras.saving.get_registered_name(cls)
-        if not registered_name.startswith(f"{registered_package}>"):
-            raise AssertionError(
-                f"{name} is not registered under package {registered_package!r}: "
-                f"keras.saving.get_registered_name gives {registered_name!r}."
-            )
+    _assert_config_names_init_arguments(cls, config)
+    _assert_registered(cls, registered_package)
