@@ -230,17 +230,28 @@ def run(config):
             "`config` must be a SpatialSplitConfig. "
             f"Received: config of type {type(config).__name__}"
         )
+    import sys
+
     from tqdm.auto import tqdm
 
     total = len(config.modes) * len(config.networks) * len(config.seeds) * config.epochs
+    # A live bar on a terminal; in a log file, one line per finished run instead.
+    live = bool(config.verbose) and sys.stderr.isatty()
     results = []
-    with tqdm(total=total, desc=NAME, unit="epoch", disable=not config.verbose) as bar:
+    with tqdm(total=total, desc=NAME, unit="epoch", disable=not live) as bar:
         for mode in config.modes:
             for seed in config.seeds:
                 data = (_load(config, mode, "train", seed), _load(config, mode, "test", seed))
                 for network in config.networks:
                     bar.set_description(f"{mode}/{network}/seed {seed}")
-                    results.append(run_one(config, mode, network, seed, data, progress=bar))
+                    result = run_one(config, mode, network, seed, data, progress=bar)
+                    results.append(result)
+                    if config.verbose:
+                        bar.write(
+                            f"{mode:>12s} {network:>7s} seed {seed}: full {result['full']:.3f} "
+                            f"split {result['split']:.3f} drop {result['drop']:+.3f} "
+                            f"({result['train_seconds']:.0f} s)"
+                        )
     summary = summarise(results)
     table = format_table(summary)
     if config.verbose:
