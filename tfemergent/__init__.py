@@ -21,6 +21,7 @@ if _keras.backend.backend() != "tensorflow":
 from tfemergent import analysis  # noqa: E402,F401
 from tfemergent import callbacks  # noqa: E402,F401
 from tfemergent import datasets  # noqa: E402,F401
+from tfemergent import geometry  # noqa: E402,F401
 from tfemergent import kernels  # noqa: E402,F401
 from tfemergent import layers  # noqa: E402,F401
 from tfemergent import losses  # noqa: E402,F401

@@ -61,3 +61,24 @@ def figure_to_png(figure, dpi=80):
     figure.savefig(buffer, format="png", dpi=dpi)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def plot_matrix(matrix, title=None, *, size=4.0):
+    """A matrix as an image (e.g. the sorted |W| of a URN), darker for larger values.
+
+    Args:
+        matrix: 2-D array.
+        title: optional title.
+        size: width and height in inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(np.asarray(matrix), cmap="Greys", interpolation="nearest")
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure

@@ -1,5 +1,6 @@
 """Keras callbacks of tfemergent (TensorBoard structure logging, schedules)."""
 
+from tfemergent.callbacks.proximal_l1_step import ProximalL1Step
 from tfemergent.callbacks.spatial_tensorboard import SpatialTensorBoard
 
-__all__ = ["SpatialTensorBoard"]
+__all__ = ["ProximalL1Step", "SpatialTensorBoard"]

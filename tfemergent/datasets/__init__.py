@@ -7,6 +7,8 @@
 - `load_number_codes(split, data_dir=None)`: the Reset-networks number task.
 - `double_task(mode, split, ...)`: the double classification tasks of the
   spatial-networks paper, in `DOUBLE_TASK_MODES`.
+- `concentric_shells(dim, num_samples, ...)`: the synthetic concentric spherical
+  shells of the URN paper (one class per shell), generated on the fly.
 - `resolve_data_dir(data_dir=None)`: the local directory in use (argument, else
   `TFEMERGENT_DATA_DIR`, else `None` for tensorflow-datasets).
 
@@ -20,6 +22,7 @@ from tfemergent.datasets.dataset_not_found_error import DatasetNotFoundError
 from tfemergent.datasets.directories import DATA_DIR_ENV_VAR, resolve_data_dir
 from tfemergent.datasets.double_tasks import DOUBLE_TASK_MODES, double_task, double_task_dataset
 from tfemergent.datasets.loaders import DATASET_NAMES, load, load_number_codes, load_numpy
+from tfemergent.datasets.synthetic import concentric_shells
 
 __all__ = [
     "CorruptDatasetError",
@@ -27,6 +30,7 @@ __all__ = [
     "DATA_DIR_ENV_VAR",
     "DOUBLE_TASK_MODES",
     "DatasetNotFoundError",
+    "concentric_shells",
     "double_task",
     "double_task_dataset",
     "load",

@@ -3,6 +3,7 @@
 from tfemergent.kernels import _checks
 from tfemergent.kernels import xla
 from tfemergent.utils.validation import validate_choice
+from tfemergent.utils.validation import validate_float
 from tfemergent.utils.validation import validate_int
 
 METRICS = ("euclidean", "manhattan")
@@ -60,15 +61,24 @@ def pairwise_distances(p, q, metric="euclidean"):
 
 
 def distance_weighted_l1(
-    weights, p_in, p_out, *, weight_norm="l1", metric="euclidean", block_size=None
+    weights,
+    p_in,
+    p_out,
+    *,
+    weight_norm="l1",
+    metric="euclidean",
+    block_size=None,
+    distance_power=1.0,
 ):
-    """Connection cost ``sum_ij f(w_ij) * d(p_in_i, p_out_j)`` of a spatial layer.
+    """Connection cost ``sum_ij f(w_ij) * d(p_in_i, p_out_j) ** distance_power``.
 
     With ``weight_norm="l1"`` this is the transport cost of a spatial network
     (Wołczyk et al., "Biologically-Inspired Spatial Neural Networks"):
     ``sum_ij |w_ij| * ||p_in_i - p_out_j||``; with ``"l2"`` the weight term is
-    ``w_ij ** 2``. Normalisation (e.g. by the number of neurons) is left to the
-    caller.
+    ``w_ij ** 2``. With ``distance_power=gamma`` the distance is raised to the
+    power ``gamma`` (the synaptic-length cost ``sum |W_ij| d_ij ** gamma`` of
+    Golkar, "Emergent Structures and Lifetime Structure Evolution", eq. 9).
+    Normalisation (e.g. by the number of neurons) is left to the caller.
 
     The kernel never materialises an ``[N_in, N_out, D]`` tensor: the forward and
     backward passes loop over blocks of ``block_size`` rows of ``weights`` inside
@@ -76,13 +86,19 @@ def distance_weighted_l1(
     one block of distances is alive at a time. For a 4096 x 4096 float32 weight the
     extra peak memory of forward + backward stays below twice the weight's size.
 
-    Gradient: a custom gradient with ``d/dw = f'(w) * d`` (``f'(w) = sign(w)``,
-    subgradient 0 at ``w == 0``, for ``"l1"``; ``2 w`` for ``"l2"``) and, with
-    ``u_ij = dd_ij/dp_in_i``, ``d/dp_in_i = sum_j f(w_ij) u_ij`` and
-    ``d/dp_out_j = -sum_i f(w_ij) u_ij``. ``u_ij = (p_in_i - p_out_j) / d_ij`` for
+    Gradient: a custom gradient with ``d/dw = f'(w) * d**k`` (``k`` the distance
+    power; ``f'(w) = sign(w)``, subgradient 0 at ``w == 0``, for ``"l1"``; ``2 w``
+    for ``"l2"``) and, with ``u_ij = dd_ij/dp_in_i`` and
+    ``v_ij = k * d_ij**(k - 1) * u_ij``, ``d/dp_in_i = sum_j f(w_ij) v_ij`` and
+    ``d/dp_out_j = -sum_i f(w_ij) v_ij``. ``u_ij = (p_in_i - p_out_j) / d_ij`` for
     ``"euclidean"`` and ``sign(p_in_i - p_out_j)`` for ``"manhattan"``; it is 0
-    where the distance (or coordinate difference) is 0, so gradients stay finite
-    for coincident positions. Second-order gradients are not supported.
+    where the distance (or coordinate difference) is 0, and ``v_ij`` is 0 where
+    ``d_ij == 0`` for every power, so gradients stay finite for coincident
+    positions. That is the true derivative for ``k > 1`` and a subgradient for
+    ``k == 1``. For ``k < 1`` the true derivative diverges as ``d -> 0`` (the cost
+    has a cusp there): 0 is still a subgradient (``d == 0`` is the minimum of
+    ``d**k``), but near (not at) coincidence the position gradient grows like
+    ``d**(k - 1)``. Second-order gradients are not supported.
 
     Args:
         weights: float tensor or variable ``[N_in, N_out]`` (static shape).
@@ -94,14 +110,17 @@ def distance_weighted_l1(
             choose it so that a block holds at most 2**18 elements. Values larger
             than ``N_in`` mean a single block. The result does not depend on it
             (up to float rounding).
+        distance_power: exponent ``k > 0`` of the distance (default 1). The
+            Euclidean ``k == 2`` is computed as the sum of squared coordinate
+            differences (no square root).
 
     Returns:
         A scalar tensor of the dtype of ``weights``.
 
     Raises:
-        ValueError: if ``weight_norm``, ``metric`` or ``block_size`` is invalid, an
-            input is not a floating matrix with a static shape, the dtypes differ,
-            or the shapes do not agree.
+        ValueError: if ``weight_norm``, ``metric``, ``block_size`` or
+            ``distance_power`` is invalid, an input is not a floating matrix with a
+            static shape, the dtypes differ, or the shapes do not agree.
 
     Example:
 
@@ -113,10 +132,15 @@ def distance_weighted_l1(
     7.0
     >>> float(distance_weighted_l1(weights, p_in, p_out, weight_norm="l2"))
     9.0
+    >>> float(distance_weighted_l1(weights, p_in, p_out, distance_power=2.0))
+    27.0
     """
     weight_norm = validate_choice("weight_norm", weight_norm, WEIGHT_NORMS)
     metric = validate_choice("metric", metric, METRICS)
     block_size = validate_int("block_size", block_size, minimum=1, allow_none=True)
+    distance_power = validate_float(
+        "distance_power", distance_power, minimum=0.0, min_inclusive=False
+    )
     weights = _checks.float_matrix("weights", weights, description="[N_in, N_out]", static=True)
     p_in = _checks.float_matrix(
         "p_in", p_in, description="[N_in, D]", dtype=weights.dtype, static=True
@@ -130,4 +154,6 @@ def distance_weighted_l1(
     if block_size is None:
         block_size = xla.default_block_size(weights.shape[0], weights.shape[1])
     block_size = min(block_size, weights.shape[0])
-    return xla.distance_weighted_l1(weights, p_in, p_out, weight_norm, metric, block_size)
+    return xla.distance_weighted_l1(
+        weights, p_in, p_out, weight_norm, metric, block_size, distance_power
+    )

@@ -96,6 +96,39 @@ def _unit_directions(differences, distances, metric):
     return [tf.sign(diff) for diff in differences]
 
 
+def _powered_distances(differences, metric, power):
+    """``d ** power`` for each pair; the power is a static Python float.
+
+    ``power == 1`` is the plain distance; the Euclidean ``power == 2`` is the sum of
+    squared differences (no square root and square).
+    """
+    if power == 1.0:
+        return _distances(differences, metric)
+    if power == 2.0 and metric == "euclidean":
+        return tf.add_n([diff * diff for diff in differences])
+    return tf.pow(_distances(differences, metric), power)
+
+
+def _powered_directions(differences, metric, power):
+    """``d (d ** power) / d a_k`` for each coordinate k; 0 where ``d == 0``.
+
+    ``power * d ** (power - 1) * u_k`` with the unit directions ``u_k`` of
+    `_unit_directions`. At ``d == 0`` the subgradient 0 is used for every power:
+    it is the true derivative for ``power > 1``, a valid subgradient for
+    ``power == 1``, and for ``power < 1`` (where the derivative diverges) a finite
+    stand-in.
+    """
+    if power == 1.0:
+        return _unit_directions(differences, _distances(differences, metric), metric)
+    if power == 2.0 and metric == "euclidean":
+        return [2.0 * diff for diff in differences]
+    distances = _distances(differences, metric)
+    positive = distances > 0
+    safe = tf.where(positive, distances, tf.ones_like(distances))
+    scale = tf.where(positive, power * tf.pow(safe, power - 1.0), tf.zeros_like(distances))
+    return [scale * u for u in _unit_directions(differences, distances, metric)]
+
+
 @xla_function
 def _pairwise_distances_forward(p, q, metric):
     return _distances(_coordinate_differences(p, q), metric)
@@ -171,16 +204,22 @@ def _block(i, weights, p_in, block_size):
 
 
 @xla_function
-def _distance_weighted_l1_forward(weights, p_in, p_out, weight_norm, metric, block_size):
+def _distance_weighted_l1_forward(
+    weights, p_in, p_out, weight_norm, metric, block_size, distance_power
+):
     block_size, num_blocks = _block_layout(weights.shape[0], block_size)
     dtype = weights.dtype
     if num_blocks == 1:  # the whole matrix is one block: no loop
-        distances = _distances(_coordinate_differences(p_in, p_out), metric)
+        distances = _powered_distances(
+            _coordinate_differences(p_in, p_out), metric, distance_power
+        )
         return tf.reduce_sum(_weight_cost(weights, weight_norm) * distances)
 
     def body(i, total):
         _, fresh, weight_block, p_in_block = _block(i, weights, p_in, block_size)
-        distances = _distances(_coordinate_differences(p_in_block, p_out), metric)
+        distances = _powered_distances(
+            _coordinate_differences(p_in_block, p_out), metric, distance_power
+        )
         row_cost = tf.reduce_sum(_weight_cost(weight_block, weight_norm) * distances, axis=1)
         return i + 1, total + tf.reduce_sum(tf.where(fresh, row_cost, tf.zeros_like(row_cost)))
 
@@ -194,33 +233,37 @@ def _distance_weighted_l1_forward(weights, p_in, p_out, weight_norm, metric, blo
 
 
 @xla_function
-def _distance_weighted_l1_backward(weights, p_in, p_out, upstream, weight_norm, metric, block_size):
+def _distance_weighted_l1_backward(
+    weights, p_in, p_out, upstream, weight_norm, metric, block_size, distance_power
+):
     block_size, num_blocks = _block_layout(weights.shape[0], block_size)
     dimension = p_in.shape[1]
 
-    # d cost / d w = f'(w) * d: an elementwise expression of w and broadcast
+    # d cost / d w = f'(w) * d**power: an elementwise expression of w and broadcast
     # coordinates, which XLA fuses into one pass that writes the output directly
     # (no [N_in, N_out] temporaries; see benchmarks/bench_distance_cost.py).
-    distances = _distances(_coordinate_differences(p_in, p_out), metric)
+    distances = _powered_distances(_coordinate_differences(p_in, p_out), metric, distance_power)
     grad_weights = upstream * _weight_cost_derivative(weights, weight_norm) * distances
     if num_blocks == 1:  # the whole matrix is one block: no loop
         cost = _weight_cost(weights, weight_norm)
-        directions = _unit_directions(_coordinate_differences(p_in, p_out), distances, metric)
+        directions = _powered_directions(
+            _coordinate_differences(p_in, p_out), metric, distance_power
+        )
         grad_p_in = tf.stack([tf.reduce_sum(cost * u, axis=1) for u in directions], axis=1)
         grad_p_out = -tf.stack([tf.reduce_sum(cost * u, axis=0) for u in directions], axis=1)
         return grad_weights, upstream * grad_p_in, upstream * grad_p_out
 
     # Position gradients, one block of rows at a time:
-    #   grad_p_in_i  =  sum_j f(w_ij) u_ij,   grad_p_out_j = -sum_i f(w_ij) u_ij
-    # with u_ij = (p_in_i - p_out_j) / d_ij (euclidean) or sign(p_in_i - p_out_j)
-    # (manhattan), and u_ij = 0 where it is undefined.
+    #   grad_p_in_i  =  sum_j f(w_ij) v_ij,   grad_p_out_j = -sum_i f(w_ij) v_ij
+    # with v_ij = d (d_ij**power) / d p_in_i = power * d_ij**(power - 1) * u_ij,
+    # u_ij = (p_in_i - p_out_j) / d_ij (euclidean) or sign(p_in_i - p_out_j)
+    # (manhattan), and v_ij = 0 where d_ij = 0 or u_ij is undefined.
     def body(i, grad_p_in, grad_p_out):
         rows, fresh, weight_block, p_in_block = _block(i, weights, p_in, block_size)
         differences = _coordinate_differences(p_in_block, p_out)
-        distances = _distances(differences, metric)
         cost = _weight_cost(weight_block, weight_norm)
         cost = tf.where(fresh[:, None], cost, tf.zeros_like(cost))
-        directions = _unit_directions(differences, distances, metric)
+        directions = _powered_directions(differences, metric, distance_power)
         block_p_in = tf.stack([tf.reduce_sum(cost * u, axis=1) for u in directions], axis=1)
         block_p_out = tf.stack([tf.reduce_sum(cost * u, axis=0) for u in directions], axis=1)
         grad_p_in = tf.tensor_scatter_nd_add(grad_p_in, rows[:, None], block_p_in)
@@ -239,8 +282,9 @@ def _distance_weighted_l1_backward(weights, p_in, p_out, upstream, weight_norm, 
     return grad_weights, upstream * grad_p_in, upstream * grad_p_out
 
 
-def distance_weighted_l1(weights, p_in, p_out, weight_norm, metric, block_size):
-    """Blocked sum_ij f(w_ij) d(p_in_i, p_out_j) with a custom gradient."""
+def distance_weighted_l1(weights, p_in, p_out, weight_norm, metric, block_size, distance_power=1.0):
+    """Blocked sum_ij f(w_ij) d(p_in_i, p_out_j)**distance_power with a custom gradient."""
+    distance_power = float(distance_power)
 
     @tf.custom_gradient
     def _cost_with_gradient(weights, p_in, p_out):
@@ -249,12 +293,12 @@ def distance_weighted_l1(weights, p_in, p_out, weight_norm, metric, block_size):
         # that the custom gradient below replaces).
         weights, p_in, p_out = (tf.stop_gradient(t) for t in (weights, p_in, p_out))
         total = _distance_weighted_l1_forward(
-            weights, p_in, p_out, weight_norm, metric, block_size
+            weights, p_in, p_out, weight_norm, metric, block_size, distance_power
         )
 
         def grad(upstream):
             return _distance_weighted_l1_backward(
-                weights, p_in, p_out, upstream, weight_norm, metric, block_size
+                weights, p_in, p_out, upstream, weight_norm, metric, block_size, distance_power
             )
 
         return total, grad

@@ -10,9 +10,11 @@ import inspect
 import keras
 
 from tfemergent.regularizers.density_cost import DensityCost
+from tfemergent.regularizers.iteration_activity_l1 import IterationActivityL1
+from tfemergent.regularizers.synaptic_length import SynapticLength
 from tfemergent.regularizers.transport_cost import TransportCost
 
-ALL_OBJECTS = (TransportCost, DensityCost)
+ALL_OBJECTS = (TransportCost, DensityCost, IterationActivityL1, SynapticLength)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update(
     {keras.src.utils.naming.to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS}
@@ -77,4 +79,12 @@ def get(identifier):
     )
 
 
-__all__ = ["TransportCost", "DensityCost", "get", "serialize", "deserialize"]
+__all__ = [
+    "TransportCost",
+    "DensityCost",
+    "IterationActivityL1",
+    "SynapticLength",
+    "get",
+    "serialize",
+    "deserialize",
+]

@@ -1,0 +1,46 @@
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfemergent import cli
+from tfemergent.experiments import urn_spheres
+
+
+def test_cli_run_reports_structure(tmp_path, capsys):
+    argv = [
+        "run", "urn-spheres", "--num-neurons", "40", "--epochs", "3",
+        "--results", str(tmp_path / "results.json"), "--export", str(tmp_path / "export"),
+        "--plots", str(tmp_path / "plots"),
+    ]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "emergent hidden layers" in out and "Paper:" in out
+    (result,) = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert 12 <= result["num_active"] <= 40  # inputs (10) and outputs (2) always count
+    assert result["verify_max_change"] < 1e-9  # the extraction keeps every used synapse
+    assert sum(result["layer_sizes"]) <= 40 - 12
+    assert (tmp_path / "plots" / "weights-seed0.png").exists()
+    reloaded = tf.saved_model.load(str(tmp_path / "export" / "seed0"))
+    assert reloaded.serve(np.zeros((2, 10), "float32")).shape == (2, 2)
+
+
+def test_urn_learns_the_shells():
+    config = urn_spheres.URNSpheresConfig(
+        num_neurons=200, epochs=15, num_train=2000, num_test=500, verbose=0
+    )
+    (result,) = urn_spheres.run(config)["results"]
+    assert result["test_accuracy"] > 0.95
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"num_neurons": 5}, "num_neurons"), ({"residual": "both"}, "residual"),
+     ({"c_w": -1.0}, "c_w"), ({"num_iterations": 0}, "num_iterations")],
+)
+def test_invalid_config(kwargs, name):
+    with pytest.raises(ValueError, match="Received:") as info:
+        urn_spheres.URNSpheresConfig(**kwargs)
+    assert name in str(info.value)

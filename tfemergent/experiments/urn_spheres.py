@@ -1,0 +1,223 @@
+"""Experiment ``urn-spheres``: the emergent MLP of Golkar's URN (section 2).
+
+A URN of S neurons applied I times is trained on two concentric 10-d spherical
+shells with L1 costs on the weights (c_W) and on the activity of every
+iteration (c_N). Afterwards the active neurons are ordered by the iteration at
+which they first activate; the sizes of those groups are the emergent hidden
+layers, and the extraction is verified by zeroing every other weight.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from tfemergent import analysis, datasets, plotting
+from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
+from tfemergent.regularizers.iteration_activity_l1 import IterationActivityL1
+from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+
+NAME = "urn-spheres"
+DESCRIPTION = (
+    "Unstructured recursive network (Golkar): concentric 10-d shells, L1 weight and "
+    "activity costs, emergent MLP extracted and verified."
+)
+RESIDUALS = ("none", "output", "input")
+PAPER = "100% test accuracy; 123±15 active neurons; MLP 115±15 / 4±1.4 / 3±0.7 (S=5000, I=4)"
+
+
+@dataclasses.dataclass
+class URNSpheresConfig:
+    """Configuration of ``urn-spheres`` (paper: S=5000, 200 epochs; the defaults
+    are scaled down so that the command runs in well under a minute on 2 cores).
+
+    Attributes:
+        dim: dimension of the shells (paper: 10).
+        num_neurons: S (paper: 5000).
+        num_iterations: I (paper: 4).
+        residual: ``"none"`` (eq. 3), ``"output"`` (eq. 6) or ``"input"`` (eq. 7).
+        num_train, num_test: samples (paper: 4000 training samples).
+        epochs, batch_size, learning_rate: Adam training (paper: 200 epochs, 7e-4).
+        c_w, c_n: L1 costs on the weights and on the activities (paper: 5e-7, 2e-5).
+        seeds: one run per seed.
+        logdir: TensorBoard directory (None: no logs).
+        export: directory for SavedModels (None: none).
+        plots: directory for images of the sorted active weight matrix (None: none).
+        verbose: 0 silent, 1 one line per run and the table.
+    """
+
+    dim: int = 10
+    num_neurons: int = 1000
+    num_iterations: int = 4
+    residual: str = "none"
+    num_train: int = 4000
+    num_test: int = 1000
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 7e-4
+    c_w: float = 5e-7
+    c_n: float = 2e-5
+    seeds: tuple = (0,)
+    logdir: str = None
+    export: str = None
+    plots: str = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        self.dim = validate_int("dim", self.dim, minimum=1)
+        self.num_neurons = validate_int("num_neurons", self.num_neurons, minimum=self.dim + 2)
+        self.num_iterations = validate_int("num_iterations", self.num_iterations, minimum=1)
+        validate_choice("residual", self.residual, RESIDUALS)
+        self.num_train = validate_int("num_train", self.num_train, minimum=2)
+        self.num_test = validate_int("num_test", self.num_test, minimum=2)
+        self.epochs = validate_int("epochs", self.epochs, minimum=1)
+        self.batch_size = validate_int("batch_size", self.batch_size, minimum=1)
+        self.learning_rate = validate_float(
+            "learning_rate", self.learning_rate, minimum=0.0, min_inclusive=False
+        )
+        self.c_w = validate_float("c_w", self.c_w, minimum=0.0)
+        self.c_n = validate_float("c_n", self.c_n, minimum=0.0)
+        self.seeds = tuple(validate_int("seeds", s, minimum=0) for s in self.seeds)
+
+
+def build_model(config, seed):
+    """A functional model: inputs -> RecursiveURNLayer -> 2 logits."""
+    inputs = keras.Input((config.dim,))
+    urn = RecursiveURNLayer(
+        config.num_neurons,
+        config.num_iterations,
+        input_dim=config.dim,
+        output_dim=2,
+        residual=config.residual,
+        kernel_regularizer=keras.regularizers.L1(config.c_w) if config.c_w else None,
+        state_regularizer=IterationActivityL1(config.c_n) if config.c_n else None,
+        seed=seed,
+        name="urn",
+    )
+    model = keras.Model(inputs, urn(inputs))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def run_one(config, seed):
+    """Train one URN and extract its structure; returns a result dict."""
+    x, y = datasets.concentric_shells(config.dim, config.num_train + config.num_test, seed=seed)
+    x_train, y_train = x[: config.num_train], y[: config.num_train]
+    x_test, y_test = x[config.num_train:], y[config.num_train:]
+    keras.utils.set_random_seed(seed)
+    model = build_model(config, seed)
+    callbacks = []
+    if config.logdir:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.logdir, f"seed{seed}")))
+    start = time.perf_counter()
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    structure = analysis.urn_structure_of(model.get_layer("urn"), x_test)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("urn").kernel)
+    if config.export:
+        model.export(os.path.join(config.export, f"seed{seed}"), verbose=False)
+    if config.plots:
+        os.makedirs(config.plots, exist_ok=True)
+        with open(os.path.join(config.plots, f"weights-seed{seed}.png"), "wb") as handle:
+            handle.write(
+                plotting.figure_to_png(
+                    plotting.plot_matrix(
+                        analysis.sorted_weight_matrix(kernel, structure),
+                        f"|W| of the {structure.num_active} active neurons, seed {seed}",
+                    )
+                )
+            )
+    return {
+        "seed": seed,
+        "test_accuracy": float(accuracy),
+        "num_active": int(structure.num_active),
+        "layer_sizes": [int(s) for s in structure.layer_sizes],
+        "forward_share": float(structure.forward),
+        "verify_max_change": float(structure.verify_max_change),
+        "zero_weight_fraction": float(np.mean(kernel == 0.0)),
+        "train_seconds": seconds,
+    }
+
+
+def format_table(results):
+    """The per-seed results as a Markdown table."""
+    lines = [
+        "| seed | test acc. | active neurons | emergent hidden layers | forward share | "
+        "verify max change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        sizes = " / ".join(str(s) for s in r["layer_sizes"]) or "-"
+        lines.append(
+            f"| {r['seed']} | {r['test_accuracy']:.3f} | {r['num_active']} | {sizes} | "
+            f"{r['forward_share']:.2f} | {r['verify_max_change']:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def run(config):
+    """Run the experiment; returns ``{"results": [...], "table": str}``."""
+    if not isinstance(config, URNSpheresConfig):
+        raise ValueError(
+            f"`config` must be a URNSpheresConfig. Received: config of type {type(config).__name__}"
+        )
+    results = []
+    for seed in config.seeds:
+        result = run_one(config, seed)
+        results.append(result)
+        if config.verbose:
+            print(
+                f"seed {seed}: test accuracy {result['test_accuracy']:.3f}, "
+                f"{result['num_active']} active neurons, emergent layers "
+                f"{result['layer_sizes']} ({result['train_seconds']:.0f} s)",
+                flush=True,
+            )
+    table = format_table(results)
+    if config.verbose:
+        print(table)
+        print(f"Paper: {PAPER}")
+    return {"results": results, "table": table}
+
+
+def add_arguments(parser):
+    """Command-line arguments of ``tfemergent run urn-spheres``."""
+    parser.add_argument("--num-neurons", type=int, default=1000, help="S (paper: 5000)")
+    parser.add_argument("--num-iterations", type=int, default=4, help="I (paper: 4)")
+    parser.add_argument("--residual", default="none", choices=RESIDUALS)
+    parser.add_argument("--epochs", type=int, default=40, help="paper: 200")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--c-w", type=float, default=5e-7)
+    parser.add_argument("--c-n", type=float, default=2e-5)
+
+
+def config_from_args(args):
+    """Build a `URNSpheresConfig` from parsed command-line arguments."""
+    return URNSpheresConfig(
+        num_neurons=args.num_neurons,
+        num_iterations=args.num_iterations,
+        residual=args.residual,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seeds=tuple(int(s) for s in args.seeds.split(",") if s),
+        c_w=args.c_w,
+        c_n=args.c_n,
+        logdir=args.logdir,
+        export=args.export,
+        plots=args.plots,
+        verbose=0 if args.quiet else 1,
+    )

@@ -1,0 +1,398 @@
+"""Unstructured recursive network (URN) of Golkar: one S x S weight applied I times."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfemergent import regularizers as tfe_regularizers
+from tfemergent.geometry.uplifted_lattice import UpliftedLattice
+from tfemergent.utils.validation import validate_choice, validate_int, validate_seed
+
+RESIDUAL_MODES = ("none", "output", "input")
+
+
+def _get_lattice(lattice):
+    """``None``, an `UpliftedLattice`, or its serialised form -> lattice or None."""
+    if lattice is None or isinstance(lattice, UpliftedLattice):
+        return lattice
+    if isinstance(lattice, dict):
+        if "class_name" in lattice:
+            lattice = keras.saving.deserialize_keras_object(lattice)
+        else:
+            lattice = UpliftedLattice.from_config(lattice)
+        return lattice
+    raise ValueError(
+        "Argument `lattice` must be None, an UpliftedLattice or its config. "
+        f"Received: lattice={lattice!r}"
+    )
+
+
+def _validate_indices(name, indices, length, num_neurons):
+    """Return ``indices`` as a list of ``length`` distinct ints in ``[0, num_neurons)``."""
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        raise ValueError(
+            f"Argument `{name}` must be a list of neuron indices. Received: {name}={indices!r}"
+        )
+    indices = indices.tolist() if isinstance(indices, np.ndarray) else list(indices)
+    checked = []
+    for index in indices:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(
+                f"Argument `{name}` must contain integers. Received: {name}={indices!r}"
+            )
+        checked.append(int(index))
+    if len(checked) != length:
+        raise ValueError(
+            f"Argument `{name}` must have {length} entries (one per "
+            f"{'input' if name == 'input_indices' else 'output'} dimension). "
+            f"Received: {name}={checked!r} (length {len(checked)})"
+        )
+    out_of_range = [index for index in checked if not 0 <= index < num_neurons]
+    if out_of_range:
+        raise ValueError(
+            f"Argument `{name}` must hold indices in [0, num_neurons={num_neurons}). "
+            f"Out of range: {out_of_range}. Received: {name}={checked!r}"
+        )
+    if len(set(checked)) != len(checked):
+        raise ValueError(
+            f"Argument `{name}` must not repeat a neuron. Received: {name}={checked!r}"
+        )
+    return checked
+
+
+@keras.saving.register_keras_serializable(package="tfemergent")
+class RecursiveURNLayer(keras.layers.Layer):
+    """Unstructured recursive network: one dense S x S weight applied I times.
+
+    All ``num_neurons`` (S) neurons of the system form one state vector ``N``.
+    The sample ``x`` (``input_dim`` values) is written into the input neurons,
+    every other neuron starts at zero (eq. 2)::
+
+        N^(0)[input_indices] = x,   N^(0)[other] = 0
+
+    and the update rule (eq. 3) is applied ``num_iterations`` (I) times::
+
+        N^(l+1) = activation(N^(l) @ kernel + bias)
+
+    The output is ``N^(I)[output_indices]`` (eq. 4). ``kernel`` has Keras's
+    ``[from, to]`` layout, so ``kernel[j, i]`` is the paper's ``W_ij`` (the
+    weight of the connection from neuron ``j`` to neuron ``i``); the paper's
+    ``W`` is ``kernel.T``. The block sub-diagonal ``W`` of eq. 1 that embeds an
+    MLP is therefore block *super*-diagonal in ``kernel``.
+
+    Residual variants (``residual``):
+
+    - ``"none"``: eq. 3 as above.
+    - ``"output"`` (eq. 6): output neurons accumulate,
+      ``N_i^(l+1) = N_i^(l) + activation(...)_i`` for ``i`` in ``output_indices``,
+      so the emergent network can use fewer than I layers.
+    - ``"input"`` (eq. 7): the input is re-injected at every step,
+      ``N_i^(l+1) = x_i + activation(...)_i`` for the input neurons.
+
+    Defaults: the input neurons are ``range(input_dim)`` (the first ones, as in
+    eq. 2) and the output neurons are ``range(S - output_dim, S)``: the last
+    ``output_dim`` neurons in ascending order, so output ``k`` is neuron
+    ``S - output_dim + k`` (the paper's ``y_i = N_{S-i}`` counts the same
+    neurons from the end; only their order differs). Geometries such as an
+    uplifted lattice pass their own ``input_indices``/``output_indices``.
+
+    Loss terms of eq. 5: ``c_W |W|`` is ``kernel_regularizer=keras.regularizers.L1(c_W)``;
+    ``c_N sum_l |N^(l)|`` is ``state_regularizer=tfemergent.regularizers.
+    IterationActivityL1(c_N)``. The state regularizer receives the stacked states
+    ``N^(1..I)`` of shape ``(I, batch, S)`` and its value is added with
+    ``add_loss`` at every call.
+
+    The iterations are an unrolled Python loop (I is static and small), so the
+    layer works under XLA (``jit_compile=True``), ``MirroredStrategy`` and
+    SavedModel export. Use `compute_states` to read all the intermediate states.
+
+    Reference: S. Golkar, "Emergent Structures and Lifetime Structure Evolution
+    in Artificial Neural Networks" (2019), eqs. 1-7.
+
+    Args:
+        num_neurons: total number of neurons S, >= ``input_dim + output_dim``.
+        num_iterations: number of applications I of the update rule, >= 1.
+        input_dim: number of input values (flattened size of one sample), >= 1.
+        output_dim: number of outputs, >= 1.
+        activation: activation ``phi`` (default ``"relu"``, as in the paper).
+        residual: ``"none"``, ``"output"`` (eq. 6) or ``"input"`` (eq. 7).
+        use_bias: whether to add the bias ``b`` (shape ``(S,)``).
+        kernel_initializer: initializer of the S x S kernel (default He normal,
+            as in the paper); a seedable initializer without a seed gets ``seed``.
+        bias_initializer: initializer of the bias.
+        kernel_regularizer, bias_regularizer: as in `keras.layers.Dense`.
+        state_regularizer: regularizer of the stacked states ``N^(1..I)``, e.g.
+            `tfemergent.regularizers.IterationActivityL1`, or None.
+        input_indices: the ``input_dim`` distinct neurons that receive the input;
+            default ``range(input_dim)``.
+        output_indices: the ``output_dim`` distinct neurons read as output,
+            disjoint from ``input_indices``; default ``range(S - output_dim, S)``.
+        lattice: optional `tfemergent.geometry.UpliftedLattice` giving the
+            neurons a place in the uplifted geometry of the paper's section 3
+            (``num_neurons`` must equal its size, ``input_dim`` its input plane).
+            Its input plane and centre outputs become the default indices, and
+            image inputs of any size are resized onto the input plane
+            (`UpliftedLattice.embed`).
+        synaptic_length: optional `tfemergent.regularizers.SynapticLength`
+            (needs ``lattice``): ``c_syn * sum |W_ij| d_ij^gamma`` on the lattice
+            distances, added with ``add_loss`` and computed without an S x S
+            distance matrix.
+        seed: integer seed of the default kernel initializer, or None.
+        **kwargs: base layer arguments (``name``, ``dtype``...).
+
+    Call arguments:
+        inputs: tensor of shape ``(batch, input_dim)``, or images
+            ``(batch, H, W)`` / ``(batch, H, W, C)`` with ``H*W*C == input_dim``,
+            flattened row-major (``reshape``).
+
+    Input shape:
+        ``(batch_size, input_dim)`` or ``(batch_size, *image_shape)``.
+
+    Output shape:
+        ``(batch_size, output_dim)``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from tfemergent.layers import RecursiveURNLayer
+    >>> from tfemergent.regularizers import IterationActivityL1
+    >>> layer = RecursiveURNLayer(num_neurons=16, num_iterations=3, input_dim=4,
+    ...     output_dim=2, residual="output",
+    ...     kernel_regularizer=keras.regularizers.L1(5e-7),
+    ...     state_regularizer=IterationActivityL1(2e-5), seed=0)
+    >>> layer(np.ones((5, 4), "float32")).shape
+    TensorShape([5, 2])
+    >>> layer.compute_states(np.ones((5, 4), "float32")).shape
+    TensorShape([4, 5, 16])
+    """
+
+    def __init__(
+        self,
+        num_neurons,
+        num_iterations,
+        input_dim,
+        output_dim,
+        activation="relu",
+        residual="none",
+        use_bias=True,
+        kernel_initializer="he_normal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        state_regularizer=None,
+        input_indices=None,
+        output_indices=None,
+        lattice=None,
+        synaptic_length=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_neurons = validate_int("num_neurons", num_neurons, minimum=2)
+        self.num_iterations = validate_int("num_iterations", num_iterations, minimum=1)
+        self.input_dim = validate_int("input_dim", input_dim, minimum=1)
+        self.output_dim = validate_int("output_dim", output_dim, minimum=1)
+        if self.num_neurons < self.input_dim + self.output_dim:
+            raise ValueError(
+                "Argument `num_neurons` must be at least input_dim + output_dim = "
+                f"{self.input_dim + self.output_dim} (input and output neurons are "
+                f"distinct). Received: num_neurons={self.num_neurons}"
+            )
+        self.activation = keras.activations.get(activation)
+        self.residual = validate_choice("residual", residual, RESIDUAL_MODES)
+        if not isinstance(use_bias, bool):
+            raise ValueError(f"Argument `use_bias` must be a bool. Received: use_bias={use_bias!r}")
+        self.use_bias = use_bias
+        self.seed = validate_seed("seed", seed)
+        kernel_initializer = keras.initializers.get(kernel_initializer)
+        if self.seed is not None and hasattr(kernel_initializer, "get_config"):
+            config = kernel_initializer.get_config()
+            if "seed" in config and config["seed"] is None:
+                kernel_initializer = type(kernel_initializer).from_config(
+                    {**config, "seed": self.seed}
+                )
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.state_regularizer = tfe_regularizers.get(state_regularizer)
+        self.lattice = _get_lattice(lattice)
+        self.synaptic_length = tfe_regularizers.get(synaptic_length)
+        if self.synaptic_length is not None and self.lattice is None:
+            raise ValueError(
+                "A synaptic-length cost needs the neurons' geometry: pass "
+                "`lattice=UpliftedLattice(...)`. "
+                f"Received: synaptic_length={self.synaptic_length!r}, lattice=None"
+            )
+        if self.lattice is not None:
+            if self.lattice.num_neurons != self.num_neurons:
+                raise ValueError(
+                    f"The lattice holds {self.lattice.num_neurons} neurons but the layer has "
+                    f"num_neurons={self.num_neurons}. Received: lattice={self.lattice!r}"
+                )
+            plane = self.lattice.width * self.lattice.height
+            if self.input_dim != plane:
+                raise ValueError(
+                    f"With a lattice the inputs fill its input plane: input_dim must be "
+                    f"width * height = {plane}. Received: input_dim={self.input_dim}"
+                )
+            if input_indices is None:
+                input_indices = self.lattice.input_indices.tolist()
+            if output_indices is None and self.lattice.num_outputs == self.output_dim:
+                output_indices = self.lattice.output_indices.tolist()
+        if input_indices is None:
+            input_indices = range(self.input_dim)
+        if output_indices is None:
+            output_indices = range(self.num_neurons - self.output_dim, self.num_neurons)
+        self.input_indices = _validate_indices(
+            "input_indices", input_indices, self.input_dim, self.num_neurons
+        )
+        self.output_indices = _validate_indices(
+            "output_indices", output_indices, self.output_dim, self.num_neurons
+        )
+        overlap = sorted(set(self.input_indices) & set(self.output_indices))
+        if overlap:
+            raise ValueError(
+                "Arguments `input_indices` and `output_indices` must be disjoint; "
+                f"shared neurons: {overlap}. Received: input_indices="
+                f"{self.input_indices}, output_indices={self.output_indices}"
+            )
+        # Gather map of eq. 2: neuron s reads column _placement[s] of [x, 0].
+        placement = np.full((self.num_neurons,), self.input_dim, dtype="int32")
+        placement[self.input_indices] = np.arange(self.input_dim, dtype="int32")
+        self._placement = placement
+        output_mask = np.zeros((self.num_neurons,), dtype=bool)
+        output_mask[self.output_indices] = True
+        self._output_mask = output_mask
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+
+    # ------------------------------------------------------------------ layer
+    def _flat_input_dim(self, input_shape):
+        feature_shape = tuple(input_shape[1:])
+        if len(feature_shape) > 3 or any(size is None for size in feature_shape):
+            raise ValueError(
+                "RecursiveURNLayer expects inputs (batch, input_dim), (batch, H, W) or "
+                "(batch, H, W, C) with known sizes. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        if self.lattice is not None and len(feature_shape) > 1:
+            return self.input_dim  # images are resized onto the input plane
+        size = math.prod(int(dim) for dim in feature_shape)
+        if size != self.input_dim:
+            raise ValueError(
+                f"The inputs of RecursiveURNLayer must have input_dim={self.input_dim} "
+                f"values per sample (H*W*C for images). Received: input_shape="
+                f"{tuple(input_shape)} ({size} values per sample)"
+            )
+        return size
+
+    def build(self, input_shape):
+        self._flat_input_dim(input_shape)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.num_neurons, self.num_neurons),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.num_neurons,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+            )
+        else:
+            self.bias = None
+        self.input_spec = keras.layers.InputSpec(
+            ndim=len(input_shape), axes={i: dim for i, dim in enumerate(input_shape) if i > 0}
+        )
+
+    def _initial_state(self, inputs):
+        """``(flat inputs, N^(0))`` for a batch of (possibly image) inputs."""
+        inputs = tf.cast(inputs, self.compute_dtype)
+        if inputs.shape.rank != 2 and self.lattice is not None:
+            inputs = self.lattice.embed(inputs)
+        elif inputs.shape.rank != 2:
+            inputs = tf.reshape(inputs, [-1, self.input_dim])
+        padded = tf.concat([inputs, tf.zeros_like(inputs[:, :1])], axis=1)
+        state = tf.gather(padded, tf.constant(self._placement), axis=1)
+        return inputs, state
+
+    def _states(self, inputs):
+        """List ``[N^(0), ..., N^(I)]`` of tensors of shape ``(batch, S)``."""
+        _, state = self._initial_state(inputs)
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        bias = None if self.bias is None else tf.cast(self.bias, self.compute_dtype)
+        injected = state  # x at the input neurons, 0 elsewhere (eq. 7)
+        output_mask = tf.constant(self._output_mask)
+        states = [state]
+        for _ in range(self.num_iterations):
+            update = tf.matmul(state, kernel)
+            if bias is not None:
+                update = update + bias
+            if self.activation is not None:
+                update = self.activation(update)
+            if self.residual == "output":
+                update = tf.where(output_mask, state + update, update)
+            elif self.residual == "input":
+                update = update + injected
+            state = update
+            states.append(state)
+        return states
+
+    def compute_states(self, inputs):
+        """All states ``N^(0..I)`` as one tensor of shape ``(I + 1, batch, S)``.
+
+        ``N^(0)`` holds the (flattened) inputs at ``input_indices`` and zeros
+        elsewhere. Adds no loss.
+        """
+        if not self.built:
+            self.build(tuple(tf.convert_to_tensor(inputs).shape))
+        return tf.stack(self._states(inputs), axis=0)
+
+    def call(self, inputs, training=None):
+        states = self._states(inputs)
+        if self.state_regularizer is not None:
+            self.add_loss(self.state_regularizer(tf.stack(states[1:], axis=0)))
+        if self.synaptic_length is not None:
+            self.add_loss(self.compute_synaptic_length())
+        return tf.gather(states[-1], tf.constant(self.output_indices, "int32"), axis=1)
+
+    def compute_synaptic_length(self):
+        """The synaptic-length cost of the current kernel on the layer's lattice."""
+        if self.synaptic_length is None:
+            return tf.zeros((), self.variable_dtype)
+        coordinates = tf.constant(self.lattice.coordinates(self.variable_dtype))
+        return self.synaptic_length((self.kernel, coordinates))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_neurons": self.num_neurons,
+                "num_iterations": self.num_iterations,
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "activation": keras.activations.serialize(self.activation),
+                "residual": self.residual,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "state_regularizer": tfe_regularizers.serialize(self.state_regularizer),
+                "input_indices": list(self.input_indices),
+                "output_indices": list(self.output_indices),
+                "lattice": None
+                if self.lattice is None
+                else keras.saving.serialize_keras_object(self.lattice),
+                "synaptic_length": tfe_regularizers.serialize(self.synaptic_length),
+                "seed": self.seed,
+            }
+        )
+        return config
