@@ -82,3 +82,231 @@ def plot_matrix(matrix, title=None, *, size=4.0):
     axis.tick_params(labelsize=7)
     figure.tight_layout()
     return figure
+
+
+# Colours of the synapse kinds in `plot_connectomics` (the paper's Fig. 6).
+SYNAPSE_COLOURS = {"forward": "red", "backward": "green", "lateral": "black"}
+
+
+def _group_boundaries(groups):
+    """Positions between consecutive entries of ``groups`` that differ (for separators)."""
+    groups = np.asarray(groups)
+    return np.flatnonzero(groups[1:] != groups[:-1]) + 0.5
+
+
+def plot_sorted_weights(sorted_weights, first_active_iteration=None, title=None, *, size=4.0):
+    """The sorted ``|W|`` of a URN in the paper's orientation, emergent layers marked.
+
+    ``sorted_weights`` is `tfemergent.analysis.sorted_weight_matrix` (kernel
+    layout: row = presynaptic neuron); it is drawn transposed, row = postsynaptic
+    neuron ``i`` and column = presynaptic neuron ``j`` (the paper's ``W_ij``),
+    so a feed-forward structure shows as blocks *below* the diagonal (Golkar,
+    Fig. 3). Darker is larger. Thin blue lines separate the neurons that first
+    activate at different iterations.
+
+    Args:
+        sorted_weights: ``(A, A)`` array, the active neurons in first-activation order.
+        first_active_iteration: optional ``(A,)`` iterations of first activation
+            of the same neurons (``structure.first_active_iteration[structure.order]``).
+        title: optional title.
+        size: width and height in inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
+    matrix = np.asarray(sorted_weights, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(
+            f"`sorted_weights` must be a square matrix. Received: sorted_weights.shape="
+            f"{matrix.shape}"
+        )
+    figure = plot_matrix(matrix.T, title, size=size)
+    axis = figure.axes[0]
+    axis.set_xlabel("from (presynaptic)", fontsize=8)
+    axis.set_ylabel("to (postsynaptic)", fontsize=8)
+    if first_active_iteration is not None and len(matrix):
+        for boundary in _group_boundaries(first_active_iteration):
+            axis.axhline(boundary, color="tab:blue", linewidth=0.5)
+            axis.axvline(boundary, color="tab:blue", linewidth=0.5)
+    figure.tight_layout()
+    return figure
+
+
+def plot_activity(activity, first_active_iteration=None, title=None, *, figsize=(6.0, 2.5)):
+    """Neuron activity per iteration: row ``l`` is ``mean |N^(l)|`` of each neuron.
+
+    The URN counterpart of the paper's Fig. 3 (left): columns are the active
+    neurons in first-activation order, rows the iterations ``0 ... I``, so the
+    emergent layers appear as a staircase. Darker is larger. Thin blue lines
+    separate the neurons that first activate at different iterations.
+
+    Args:
+        activity: ``(I + 1, A)`` array, e.g. the mean absolute states over a batch.
+        first_active_iteration: optional ``(A,)`` iterations of first activation
+            of the same neurons.
+        title: optional title.
+        figsize: ``(width, height)`` in inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
+    activity = np.asarray(activity, dtype=np.float64)
+    if activity.ndim != 2:
+        raise ValueError(
+            f"`activity` must be a 2-D array (iterations, neurons). Received: "
+            f"activity.shape={activity.shape}"
+        )
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=figsize)
+    image = axis.imshow(activity, cmap="Greys", interpolation="nearest", aspect="auto")
+    figure.colorbar(image, ax=axis, pad=0.02)
+    if first_active_iteration is not None and activity.shape[1]:
+        for boundary in _group_boundaries(first_active_iteration):
+            axis.axvline(boundary, color="tab:blue", linewidth=0.5)
+    axis.set_xlabel("active neuron (sorted by first activation)", fontsize=8)
+    axis.set_ylabel("iteration", fontsize=8)
+    axis.set_yticks(range(activity.shape[0]))
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def plot_connectomics(
+    coordinates,
+    kernel,
+    active=None,
+    title=None,
+    *,
+    axes=(0, 2),
+    max_synapses=2000,
+    figsize=(6.0, 4.0),
+):
+    """The synapses between active neurons as lines in a 2-D projection (Golkar, Fig. 6).
+
+    Each synapse ``j -> i`` (``kernel[j, i]``, Keras layout) between two active
+    neurons is a straight line from neuron ``j`` to neuron ``i`` in the plane of
+    the coordinate columns ``axes`` (default ``(0, 2)``: the ``(x, z)``
+    projection of an `tfemergent.geometry.UpliftedLattice`, inputs at the
+    bottom). The kind of a synapse is read from the *last* coordinate column
+    (the depth ``z``): **forward** (``z_i > z_j``) red, **backward**
+    (``z_i < z_j``) green, **lateral** (``z_i == z_j``) black. The opacity of a
+    line is ``|w| / max |w|`` over the drawn synapses. Only the
+    ``max_synapses`` strongest nonzero synapses are drawn (self-synapses,
+    which have no length, never); the active neurons are grey dots. Forward
+    synapses are drawn last, on top of the others; neurons that differ only in
+    the hidden coordinate share a point of the projection.
+
+    Each kind is one ``matplotlib.collections.LineCollection`` labelled
+    ``"forward"``, ``"backward"`` or ``"lateral"`` (absent when empty), whose
+    segments run weakest to strongest.
+
+    Args:
+        coordinates: ``(S, D)`` neuron positions, ``D >= 2``; the last column is the depth.
+        kernel: ``(S, S)`` weights, ``kernel[j, i]`` the synapse ``j -> i``.
+        active: optional bool ``(S,)`` mask of the neurons to draw (e.g.
+            ``URNStructure.active``); default all.
+        title: optional title.
+        axes: the two coordinate columns to draw, horizontal then vertical.
+        max_synapses: the number of strongest synapses to draw, >= 1.
+        figsize: ``(width, height)`` in inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> coordinates = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 1.0]])
+    >>> kernel = np.zeros((3, 3)); kernel[0, 1] = 1.0; kernel[1, 2] = -0.5
+    >>> figure = plot_connectomics(coordinates, kernel, axes=(0, 1))
+    >>> sorted(c.get_label() for c in figure.axes[0].collections if c.get_label() != "neurons")
+    ['forward', 'lateral']
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgb
+
+    from tfemergent.utils.validation import validate_int
+
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    if coordinates.ndim != 2 or coordinates.shape[1] < 2:
+        raise ValueError(
+            "`coordinates` must have shape (S, D) with D >= 2. Received: "
+            f"coordinates.shape={coordinates.shape}"
+        )
+    num_neurons, dimension = coordinates.shape
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.shape != (num_neurons, num_neurons):
+        raise ValueError(
+            f"`kernel` must have shape (S, S) = ({num_neurons}, {num_neurons}), one row and "
+            f"column per neuron. Received: kernel.shape={kernel.shape}"
+        )
+    if active is None:
+        active = np.ones(num_neurons, dtype=bool)
+    active = np.asarray(active)
+    if active.shape != (num_neurons,) or active.dtype != bool:
+        raise ValueError(
+            f"`active` must be a bool array of shape ({num_neurons},). Received: "
+            f"active.shape={active.shape}, active.dtype={active.dtype}"
+        )
+    axes = tuple(axes)
+    if len(axes) != 2 or any(
+        isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < dimension
+        for a in axes
+    ):
+        raise ValueError(
+            f"`axes` must be two coordinate columns in [0, {dimension}). Received: axes={axes!r}"
+        )
+    max_synapses = validate_int("max_synapses", max_synapses, minimum=1)
+
+    magnitude = np.abs(np.where(active[:, None] & active[None, :], kernel, 0.0))
+    np.fill_diagonal(magnitude, 0.0)
+    sources, targets = np.nonzero(magnitude)
+    weights = magnitude[sources, targets]
+    keep = np.argsort(weights, kind="stable")[-max_synapses:]  # ascending: strongest last
+    sources, targets, weights = sources[keep], targets[keep], weights[keep]
+    alpha = weights / weights.max() if len(weights) else weights
+    depth_change = coordinates[targets, -1] - coordinates[sources, -1]
+    kinds = {  # drawn in this order: forward synapses on top
+        "lateral": depth_change == 0,
+        "backward": depth_change < 0,
+        "forward": depth_change > 0,
+    }
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=figsize)
+    projected = coordinates[:, axes]
+    for kind, selected in kinds.items():
+        if not np.any(selected):
+            continue
+        segments = np.stack(
+            [projected[sources[selected]], projected[targets[selected]]], axis=1
+        )
+        colours = np.zeros((int(selected.sum()), 4))
+        colours[:, :3] = to_rgb(SYNAPSE_COLOURS[kind])
+        colours[:, 3] = alpha[selected]
+        axis.add_collection(
+            LineCollection(segments, colors=colours, linewidths=0.8, label=kind)
+        )
+    axis.scatter(
+        projected[active, 0], projected[active, 1], s=6, c="0.5", zorder=3, label="neurons"
+    )
+    axis.autoscale()
+    axis.margins(0.05)
+    names = "xyz" if dimension == 3 else [f"axis {i}" for i in range(dimension)]
+    axis.set_xlabel(names[axes[0]], fontsize=8)
+    axis.set_ylabel(names[axes[1]], fontsize=8)
+    handles = [
+        plt.Line2D([], [], color=SYNAPSE_COLOURS[kind], label=kind)
+        for kind, selected in kinds.items()
+        if np.any(selected)
+    ]
+    if handles:
+        axis.legend(handles=handles[::-1], fontsize=7, loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure

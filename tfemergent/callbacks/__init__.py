@@ -2,5 +2,6 @@
 
 from tfemergent.callbacks.proximal_l1_step import ProximalL1Step
 from tfemergent.callbacks.spatial_tensorboard import SpatialTensorBoard
+from tfemergent.callbacks.urn_tensorboard import URNTensorBoard
 
-__all__ = ["ProximalL1Step", "SpatialTensorBoard"]
+__all__ = ["ProximalL1Step", "SpatialTensorBoard", "URNTensorBoard"]
