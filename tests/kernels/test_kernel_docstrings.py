@@ -10,6 +10,7 @@ MODULES = [
     "tfemergent.kernels.block_product",
     "tfemergent.kernels.distances",
     "tfemergent.kernels.matmul",
+    "tfemergent.kernels.sparse_product",
 ]
 
 
@@ -32,6 +33,8 @@ def test_public_api():
         "distance_weighted_l1",
         "masked_matmul",
         "pairwise_distances",
+        "sparse_kernel_from_dense",
+        "sparse_matmul",
     ]
     for name in kernels.__all__:
         assert getattr(kernels, name).__doc__

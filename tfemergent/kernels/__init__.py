@@ -10,6 +10,8 @@ from tfemergent.kernels.block_product import block_matmul
 from tfemergent.kernels.distances import distance_weighted_l1
 from tfemergent.kernels.distances import pairwise_distances
 from tfemergent.kernels.matmul import masked_matmul
+from tfemergent.kernels.sparse_product import sparse_kernel_from_dense
+from tfemergent.kernels.sparse_product import sparse_matmul
 
 __all__ = [
     "BlockMask",
@@ -17,4 +19,6 @@ __all__ = [
     "distance_weighted_l1",
     "masked_matmul",
     "pairwise_distances",
+    "sparse_kernel_from_dense",
+    "sparse_matmul",
 ]

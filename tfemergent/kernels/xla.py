@@ -600,3 +600,153 @@ def block_matmul(
         return outputs, grad
 
     return _matmul_with_gradient(x, block_kernel)
+
+
+# ----------------------------------------------------------------------------
+# Sparse matmul
+# ----------------------------------------------------------------------------
+#
+# ``x [batch, N_in] @ K`` for a kernel K [N_in, N_out] stored as COO indices
+# (canonical row-major order) and values. Measured on 2 CPU cores at N = 5000,
+# batch 256, 97% zeros: TensorFlow's CSR product (`SparseMatrixMatMul`, the CSR
+# matrix built from the COO kernel in one O(nnz) pass, ~3 ms) takes ~25 ms, 8x
+# less than `tf.sparse.sparse_dense_matmul` (single-threaded axpy per nonzero)
+# and 6x less than an XLA gather + unsorted segment sum (serial scatter-add).
+# The values gradient (a sampled dense-dense product) has no TensorFlow op; the
+# fastest formulation measured is XLA row gathers + a batch reduction fused into
+# one loop (the [nnz, batch] products are never materialised; TensorFlow's
+# gather would materialise them, 2x slower), run over chunks of 16 batch
+# columns (2.5x faster than the full batch at once: the gathered rows stay in
+# the L2 cache). A tiled dense ``x.T @ upstream`` followed by a gather costs
+# as much as the dense product (~80 ms) whatever the sparsity.
+
+CSR_DTYPES = (tf.float32, tf.float64)
+
+
+# Batch columns per pass of the sampled product: the gathered [N, 16] row matrices
+# (320 KiB at N = 5000) stay in the L2 cache, where gathering whole [N, batch]
+# rows at random misses it. Measured at N = 5000, 3% nonzeros, batch 256: 2.5x
+# faster than one pass over the full batch; 16 beat 8 and 32.
+SAMPLED_PRODUCT_WIDTH = 16
+
+
+@xla_function
+def _sampled_products(a_rows, b_rows, rows, cols):
+    """``sum_m a_rows[rows[k], m] * b_rows[cols[k], m]`` for each nonzero k: [nnz].
+
+    One fusion: the gathered rows are not materialised.
+    """
+    return tf.reduce_sum(tf.gather(a_rows, rows) * tf.gather(b_rows, cols), axis=1)
+
+
+def _column_chunks(t, width):
+    """``[batch, N]`` -> ``[num_chunks, N, width]`` (batch zero-padded to a multiple)."""
+    batch = tf.shape(t)[0]
+    num_chunks = (batch + width - 1) // width
+    t = tf.pad(t, [[0, num_chunks * width - batch], [0, 0]])
+    return tf.transpose(tf.reshape(t, [num_chunks, width, t.shape[1]]), [0, 2, 1]), num_chunks
+
+
+def _sampled_dense_products(x, upstream, rows, cols):
+    """``sum_b x[b, rows[k]] * upstream[b, cols[k]]`` for each nonzero k: [nnz].
+
+    The gradient of ``x @ K`` w.r.t. the values of a sparse K, without the dense
+    ``x.T @ upstream``: `_sampled_products` over chunks of
+    `SAMPLED_PRODUCT_WIDTH` batch columns (a Python loop for a static batch, a
+    `tf.while_loop` otherwise), each one compiled call.
+    """
+    width = SAMPLED_PRODUCT_WIDTH
+    x_chunks, num_chunks = _column_chunks(x, width)
+    upstream_chunks, _ = _column_chunks(upstream, width)
+    if x.shape[0] is not None:
+        return tf.add_n(
+            [
+                _sampled_products(x_chunks[k], upstream_chunks[k], rows, cols)
+                for k in range(-(-x.shape[0] // width))
+            ]
+        )
+
+    def body(k, total):
+        return k + 1, total + _sampled_products(x_chunks[k], upstream_chunks[k], rows, cols)
+
+    total = tf.zeros(tf.shape(rows), x.dtype)
+    return tf.while_loop(lambda k, _: k < num_chunks, body, [0, total])[1]
+
+
+def _gather_sparse_matmul(x, rows, cols, values, output_dim):
+    """``x @ K`` as a gather of input columns and a segment sum (XLA-compilable)."""
+    products = tf.gather(tf.transpose(x), rows) * values[:, None]  # [nnz, batch]
+    return tf.transpose(tf.math.unsorted_segment_sum(products, cols, output_dim))
+
+
+def sparse_transpose_order(indices, input_dim):
+    """Positions of the nonzeros of a row-major COO kernel in column-major order: [nnz]."""
+    indices = tf.cast(indices, tf.int64)
+    return tf.argsort(indices[:, 1] * input_dim + indices[:, 0], stable=True)
+
+
+def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=None):
+    """``x @ K`` for ``K = SparseTensor(indices, values, [input_dim, output_dim])``.
+
+    ``indices`` must be in canonical row-major order (the CSR conversion relies
+    on it); ``transpose_order`` is `sparse_transpose_order` of them (computed
+    here, one sort per call, when not given). Outside XLA: the forward product
+    is a CSR product with ``K^T`` (its CSR built from the values gathered in
+    column-major order), the input gradient a CSR product with ``K``, and the
+    values gradient `_sampled_dense_products` evaluated in column-major order
+    (each upstream row then serves a run of consecutive nonzeros; measured 1.5x
+    faster than in row-major order) and scattered back to row-major order: no
+    ``[N_in, N_out]`` tensor is formed.
+    Inside a jit-compiled function (where the CSR ops do not compile), for dtypes
+    the CSR ops lack (float16, bfloat16) and for a kernel without nonzeros, the
+    product is a gather and a segment sum that the tape differentiates. The
+    indices get no gradient.
+    """
+    indices = tf.cast(indices, tf.int64)
+    if values.shape[0] == 0 or in_xla_context() or x.dtype not in CSR_DTYPES:
+        rows = tf.cast(indices[:, 0], tf.int32)
+        cols = tf.cast(indices[:, 1], tf.int32)
+        return _gather_sparse_matmul(x, rows, cols, values, output_dim)
+    if transpose_order is None:
+        transpose_order = sparse_transpose_order(indices, input_dim)
+    transpose_order = tf.cast(transpose_order, tf.int32)
+    # K^T in canonical (row-major) order: [to, from] pairs sorted by `to`.
+    transposed_indices = tf.reverse(tf.gather(indices, transpose_order), axis=[1])
+    transposed_rows = tf.cast(transposed_indices[:, 0], tf.int32)  # outputs, sorted
+    transposed_cols = tf.cast(transposed_indices[:, 1], tf.int32)  # inputs
+
+    @tf.custom_gradient
+    def _matmul_with_gradient(x, values):
+        x, values = tf.stop_gradient(x), tf.stop_gradient(values)
+        transposed_csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(
+            indices=transposed_indices,
+            values=tf.gather(values, transpose_order),
+            dense_shape=tf.constant([output_dim, input_dim], tf.int64),
+        )
+        # (K^T x^T)^T = x K, without transposing x or the output separately.
+        outputs = tf.raw_ops.SparseMatrixMatMul(
+            a=transposed_csr, b=x, transpose_b=True, transpose_output=True
+        )
+        outputs = tf.ensure_shape(outputs, [x.shape[0], output_dim])
+
+        def grad(upstream):
+            csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(
+                indices=indices,
+                values=values,
+                dense_shape=tf.constant([input_dim, output_dim], tf.int64),
+            )
+            grad_x = tf.raw_ops.SparseMatrixMatMul(
+                a=csr, b=upstream, transpose_b=True, transpose_output=True
+            )
+            grad_x = tf.ensure_shape(grad_x, [x.shape[0], input_dim])
+            grad_transposed = _sampled_dense_products(
+                x, upstream, transposed_cols, transposed_rows
+            )
+            grad_values = tf.scatter_nd(
+                transpose_order[:, None], grad_transposed, tf.shape(values)
+            )
+            return grad_x, grad_values
+
+        return outputs, grad
+
+    return _matmul_with_gradient(x, values)

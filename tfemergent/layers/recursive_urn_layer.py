@@ -7,8 +7,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
+from tfemergent.kernels import sparse_matmul
 from tfemergent.geometry.uplifted_lattice import UpliftedLattice
-from tfemergent.utils.validation import validate_choice, validate_int, validate_seed
+from tfemergent.utils.validation import (
+    validate_choice,
+    validate_float,
+    validate_int,
+    validate_seed,
+)
 
 RESIDUAL_MODES = ("none", "output", "input")
 
@@ -107,6 +113,31 @@ class RecursiveURNLayer(keras.layers.Layer):
     The iterations are an unrolled Python loop (I is static and small), so the
     layer works under XLA (``jit_compile=True``), ``MirroredStrategy`` and
     SavedModel export. Use `compute_states` to read all the intermediate states.
+
+    Sparse recurrent product: once training has made ``W`` sparse (e.g. with
+    L1 costs and pruning), `use_sparse_kernel(threshold)` freezes the pattern
+    ``|kernel| > threshold`` and switches the product ``N @ kernel`` to
+    `tfemergent.kernels.sparse_matmul`. The pattern is stored in the
+    non-trainable int64 variables ``kernel_indices`` ``(nnz, 2)`` (row-major
+    ``[from, to]`` pairs) and ``kernel_transpose_order`` ``(nnz,)`` (their
+    column-major order, which the kernel would otherwise sort per call), the
+    surviving weights in the new trainable variable ``kernel_values``
+    ``(nnz,)``, which takes over ``kernel_regularizer``. Training then changes
+    only the surviving synapses (pruned ones stay exactly zero) and costs
+    O(nnz * batch) per iteration instead of O(S^2 * batch). While sparse, the
+    dense ``kernel`` variable still exists (still the first weight, so analysis
+    code and exports find it; the sparse variables follow ``bias``) but is frozen
+    (``trainable=False``) and is **not** updated by training: read the current
+    dense weights with `dense_kernel()`, and `use_dense_kernel()` writes the
+    values back into ``kernel`` and returns to the dense product. Switching
+    changes the trainable variables: compile the model again afterwards. A
+    sparse-mode layer saves and loads (``.keras`` with its optimizer state, and
+    ``save_weights``) and exports: its config then holds the extra key
+    ``num_sparse_connections`` so that `from_config` + ``build`` recreate the
+    sparse variables (filled by loading the weights); weights saved in sparse
+    mode also load into a dense-config layer, which then becomes sparse. Under
+    ``jit_compile=True`` the product falls back to an XLA-compilable gather +
+    segment sum (correct but slower: train the sparse model without XLA).
 
     Reference: S. Golkar, "Emergent Structures and Lifetime Structure Evolution
     in Artificial Neural Networks" (2019), eqs. 1-7.
@@ -266,6 +297,8 @@ class RecursiveURNLayer(keras.layers.Layer):
         output_mask = np.zeros((self.num_neurons,), dtype=bool)
         output_mask[self.output_indices] = True
         self._output_mask = output_mask
+        self._sparse = False
+        self._num_sparse_connections = None  # from a sparse layer's config, see from_config
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     # ------------------------------------------------------------------ layer
@@ -305,6 +338,8 @@ class RecursiveURNLayer(keras.layers.Layer):
             )
         else:
             self.bias = None
+        if self._num_sparse_connections is not None:
+            self._add_sparse_variables(self._num_sparse_connections)
         self.input_spec = keras.layers.InputSpec(
             ndim=len(input_shape), axes={i: dim for i, dim in enumerate(input_shape) if i > 0}
         )
@@ -323,13 +358,30 @@ class RecursiveURNLayer(keras.layers.Layer):
     def _states(self, inputs):
         """List ``[N^(0), ..., N^(I)]`` of tensors of shape ``(batch, S)``."""
         _, state = self._initial_state(inputs)
-        kernel = tf.cast(self.kernel, self.compute_dtype)
+        if self._sparse:
+            sparse_kernel = tf.sparse.SparseTensor(
+                tf.convert_to_tensor(self.kernel_indices),
+                tf.cast(self.kernel_values, self.compute_dtype),
+                [self.num_neurons, self.num_neurons],
+            )
+
+            transpose_order = tf.convert_to_tensor(self.kernel_transpose_order)
+
+            def product(state):
+                return sparse_matmul(state, sparse_kernel, transpose_order)
+
+        else:
+            kernel = tf.cast(self.kernel, self.compute_dtype)
+
+            def product(state):
+                return tf.matmul(state, kernel)
+
         bias = None if self.bias is None else tf.cast(self.bias, self.compute_dtype)
         injected = state  # x at the input neurons, 0 elsewhere (eq. 7)
         output_mask = tf.constant(self._output_mask)
         states = [state]
         for _ in range(self.num_iterations):
-            update = tf.matmul(state, kernel)
+            update = product(state)
             if bias is not None:
                 update = update + bias
             if self.activation is not None:
@@ -365,7 +417,110 @@ class RecursiveURNLayer(keras.layers.Layer):
         if self.synaptic_length is None:
             return tf.zeros((), self.variable_dtype)
         coordinates = tf.constant(self.lattice.coordinates(self.variable_dtype))
-        return self.synaptic_length((self.kernel, coordinates))
+        return self.synaptic_length((self.dense_kernel(), coordinates))
+
+    # ------------------------------------------------------------ sparse mode
+    @property
+    def is_sparse(self):
+        """Whether the recurrent product uses the sparse kernel (`use_sparse_kernel`)."""
+        return self._sparse
+
+    def dense_kernel(self):
+        """The current S x S kernel: ``kernel``, or the sparse values scattered into it.
+
+        Differentiable w.r.t. ``kernel_values`` in sparse mode (forms an S x S tensor).
+        """
+        if not self._sparse:
+            return tf.convert_to_tensor(self.kernel)
+        return tf.scatter_nd(
+            tf.convert_to_tensor(self.kernel_indices),
+            tf.convert_to_tensor(self.kernel_values),
+            [self.num_neurons, self.num_neurons],
+        )
+
+    def _add_sparse_variables(self, num_connections):
+        previous_lock_state = self._tracker.locked
+        self._tracker.unlock()
+        self.kernel_values = self.add_weight(
+            name="kernel_values",
+            shape=(num_connections,),
+            initializer="zeros",
+            regularizer=self.kernel_regularizer,
+        )
+        self.kernel_indices = self.add_weight(
+            name="kernel_indices",
+            shape=(num_connections, 2),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+        )
+        self.kernel_transpose_order = self.add_weight(
+            name="kernel_transpose_order",
+            shape=(num_connections,),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+        )
+        if previous_lock_state:
+            self._tracker.lock()
+        self.kernel.trainable = False
+        self._sparse = True
+
+    def use_sparse_kernel(self, threshold=0.0):
+        """Freeze the pattern ``|kernel| > threshold`` and train only those weights.
+
+        Entries with ``|w| <= threshold`` are set to zero in ``kernel`` too and stay
+        zero. Calling it again on a sparse layer re-freezes the pattern of the current
+        weights (with the new threshold). Compile the model again afterwards.
+
+        Args:
+            threshold: float >= 0 (default 0: keep exactly the nonzero weights).
+
+        Returns:
+            The number of surviving connections.
+        """
+        threshold = validate_float("threshold", threshold, minimum=0.0)
+        if not self.built:
+            raise ValueError(
+                "use_sparse_kernel() needs the layer's kernel: build the layer (call it on "
+                f"a batch) first. Received: layer {self.name!r} with built=False"
+            )
+        if self._sparse:
+            self.use_dense_kernel()
+        kernel = np.asarray(self.kernel.numpy())
+        keep = np.abs(kernel) > threshold
+        indices = np.argwhere(keep).astype("int64")  # row-major order
+        self.kernel.assign(np.where(keep, kernel, 0.0).astype(kernel.dtype))
+        self._add_sparse_variables(indices.shape[0])
+        self.kernel_indices.assign(indices)
+        self.kernel_transpose_order.assign(np.lexsort((indices[:, 0], indices[:, 1])))
+        self.kernel_values.assign(kernel[keep])
+        return int(indices.shape[0])
+
+    def use_dense_kernel(self):
+        """Write the sparse values back into ``kernel`` and use the dense product again.
+
+        No-op for a dense layer. Compile the model again afterwards.
+        """
+        if not self._sparse:
+            return
+        self.kernel.assign(self.dense_kernel())
+        del self.kernel_values
+        del self.kernel_indices
+        del self.kernel_transpose_order
+        self.kernel.trainable = True
+        self._sparse = False
+        self._num_sparse_connections = None
+
+    def load_own_variables(self, store):
+        # A layer saved in sparse mode holds three more variables than a dense one:
+        # kernel_values (after the dense trainable ones), kernel_indices and
+        # kernel_transpose_order (last).
+        num_dense = len(self._trainable_variables) + len(self._non_trainable_variables)
+        if not self._sparse and len(store.keys()) == num_dense + 3:
+            values_shape = tuple(store[str(len(self._trainable_variables))].shape)
+            self._add_sparse_variables(values_shape[0])
+        super().load_own_variables(store)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
@@ -395,4 +550,17 @@ class RecursiveURNLayer(keras.layers.Layer):
                 "seed": self.seed,
             }
         )
+        if self._sparse:
+            config["num_sparse_connections"] = int(self.kernel_values.shape[0])
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        num_sparse_connections = config.pop("num_sparse_connections", None)
+        layer = cls(**config)
+        if num_sparse_connections is not None:
+            layer._num_sparse_connections = validate_int(
+                "num_sparse_connections", num_sparse_connections, minimum=0
+            )
+        return layer
