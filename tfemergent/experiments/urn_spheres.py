@@ -135,9 +135,10 @@ def run_one(config, seed):
         with open(os.path.join(config.plots, f"weights-seed{seed}.png"), "wb") as handle:
             handle.write(
                 plotting.figure_to_png(
-                    plotting.plot_matrix(
-                        analysis.sorted_weight_matrix(kernel, structure),
-                        f"|W| of the {structure.num_active} active neurons, seed {seed}",
+                    plotting.plot_sorted_weights(
+                        np.sqrt(analysis.sorted_weight_matrix(kernel, structure)),
+                        structure.first_active_iteration[structure.order],
+                        f"sqrt|W| of the {structure.num_active} active neurons, seed {seed}",
                     )
                 )
             )
