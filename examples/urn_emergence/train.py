@@ -27,7 +27,6 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from tfemergent import analysis, datasets, plotting
 from tfemergent.experiments import urn_spheres

@@ -1,27 +1,13 @@
-import glob
 import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from tensorboard_events import read_events
 
 from tfemergent.callbacks import SpatialTensorBoard
 from tfemergent.models import build_spatial_network
 
 
-def _read_events(log_dir):
-    """{tag: [(step, value-or-image-shape)]} from the event files under log_dir."""
-    found = {}
-    for path in glob.glob(f"{log_dir}/**/events.out.tfevents.*", recursive=True):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tensor = tf.make_ndarray(value.tensor)
-                if value.metadata.plugin_data.plugin_name == "images":
-                    image = tf.io.decode_png(tensor[2]).numpy()
-                    found.setdefault(value.tag, []).append((event.step, image.shape))
-                else:
-                    found.setdefault(value.tag, []).append((event.step, float(tensor)))
-    return found
 
 
 def test_logs_costs_split_and_position_images(tmp_path):
@@ -31,7 +17,7 @@ def test_logs_costs_split_and_position_images(tmp_path):
     y = rng.integers(0, 2, size=(32, 2))
     callback = SpatialTensorBoard(tmp_path, update_freq=2)
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[callback])
-    events = _read_events(str(tmp_path))
+    events = read_events(str(tmp_path))
     # epochs 0 (first), 1 ((1+1) % 2 == 0) and 2 (last, at train end)
     hidden_3 = model.get_layer("hidden_3")
     assert [s for s, _ in events["hidden_3/transport_cost"]] == [0, 1, 2]

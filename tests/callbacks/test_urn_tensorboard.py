@@ -4,8 +4,8 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from matplotlib.colors import to_rgb
+from tensorboard_events import read_events
 
 from tfemergent import analysis, plotting
 from tfemergent.callbacks import ProximalL1Step, URNTensorBoard
@@ -17,19 +17,6 @@ from tfemergent.regularizers import SynapticLength
 SCALARS = ("active_neurons", "weight_sparsity", "weight_sparsity_1e-3", "forward_share")
 
 
-def _read_events(log_dir):
-    """{tag: [(step, value-or-image-shape)]} from the event files under log_dir."""
-    found = {}
-    for path in glob.glob(f"{log_dir}/**/events.out.tfevents.*", recursive=True):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tensor = tf.make_ndarray(value.tensor)
-                if value.metadata.plugin_data.plugin_name == "images":
-                    image = tf.io.decode_png(tensor[2]).numpy()
-                    found.setdefault(value.tag, []).append((event.step, image.shape))
-                else:
-                    found.setdefault(value.tag, []).append((event.step, float(tensor)))
-    return found
 
 
 def _data(input_dim, num_samples=32, seed=0):
@@ -56,7 +43,7 @@ def test_logs_structure_of_a_plain_urn(tmp_path):
     assert callback._writer is None  # opened lazily
     # the proximal step zeroes small weights, so the sparsity is not trivially 0
     _fit(layer, x, y, [ProximalL1Step(l1=1.0), callback])
-    events = _read_events(str(tmp_path))
+    events = read_events(str(tmp_path))
 
     # epochs 0 (first), 1 ((1 + 1) % 2 == 0) and 2 (last, at train end)
     for measure in SCALARS + ("sorted_weights", "activity"):
@@ -92,7 +79,7 @@ def test_logs_synaptic_length_and_connectomics_on_a_lattice(tmp_path):
     )
     callback = URNTensorBoard(tmp_path, probe_data=x, layer_name="cortex", tolerance=1e-6)
     _fit(layer, x, y, [callback], epochs=2)
-    events = _read_events(str(tmp_path))
+    events = read_events(str(tmp_path))
 
     assert [step for step, _ in events["cortex/synaptic_length"]] == [0, 1]
     assert _last(events, "cortex/synaptic_length") == pytest.approx(
@@ -117,7 +104,7 @@ def test_image_probe_data_on_a_lattice(tmp_path):
                               name="urn")
     _fit(layer, images, np.zeros((8, 2), "float32"),
          [URNTensorBoard(tmp_path, probe_data=images)], epochs=1)
-    events = _read_events(str(tmp_path))
+    events = read_events(str(tmp_path))
     structure = analysis.urn_structure_of(layer, lattice.embed(images).numpy())
     assert _last(events, "urn/active_neurons") == structure.num_active
 

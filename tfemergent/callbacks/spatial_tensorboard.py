@@ -1,18 +1,16 @@
 """TensorBoard logging of the spatial organisation of SpatialDense layers."""
 
-import os
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfemergent import analysis, plotting
+from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.layers.spatial_dense import SpatialDense
 from tfemergent.utils.validation import validate_int
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
-class SpatialTensorBoard(keras.callbacks.Callback):
+class SpatialTensorBoard(EpochSummaryCallback):
     """Logs the costs and neuron positions of `SpatialDense` layers.
 
     Every ``update_freq`` epochs it writes to ``log_dir`` (TensorBoard event
@@ -52,25 +50,9 @@ class SpatialTensorBoard(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir, update_freq=1, num_tasks=2, split_layers=None):
-        super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ValueError(
-                f"Argument `log_dir` must be a non-empty path. Received: log_dir={log_dir!r}"
-            )
-        self.log_dir = os.fspath(log_dir)
-        self.update_freq = validate_int("update_freq", update_freq, minimum=1)
+        super().__init__(log_dir, update_freq)
         self.num_tasks = validate_int("num_tasks", num_tasks, minimum=1)
         self.split_layers = None if split_layers is None else list(split_layers)
-        self._writer = None
-        self._last_logged_epoch = None
-        self._epoch = None
-
-    @property
-    def writer(self):
-        """The summary writer, opened on first use."""
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        return self._writer
 
     def _spatial_layers(self):
         return [layer for layer in self.model.layers if isinstance(layer, SpatialDense)]
@@ -114,19 +96,6 @@ class SpatialTensorBoard(keras.callbacks.Callback):
             image = tf.image.decode_png(png, channels=3)[tf.newaxis]
             tf.summary.image("spatial/positions", image)
         self.writer.flush()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._epoch = epoch
-        if epoch == 0 or (epoch + 1) % self.update_freq == 0:
-            self.log(epoch)
-            self._last_logged_epoch = epoch
-
-    def on_train_end(self, logs=None):
-        if self._epoch is not None and self._last_logged_epoch != self._epoch:
-            self.log(self._epoch)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     def get_config(self):
         return {

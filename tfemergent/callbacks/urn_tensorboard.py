@@ -1,12 +1,11 @@
 """TensorBoard logging of the emergent structure of RecursiveURNLayer layers."""
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfemergent import analysis, plotting
+from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
 from tfemergent.utils.validation import validate_float, validate_int
 
@@ -17,7 +16,7 @@ _CHUNK_SIZE = 256
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
-class URNTensorBoard(keras.callbacks.Callback):
+class URNTensorBoard(EpochSummaryCallback):
     """Logs the emergent structure of `RecursiveURNLayer` layers to TensorBoard.
 
     Every ``update_freq`` epochs (and always after the first and the last
@@ -94,14 +93,8 @@ class URNTensorBoard(keras.callbacks.Callback):
         tolerance=0.0,
         max_synapses=2000,
     ):
-        super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ValueError(
-                f"Argument `log_dir` must be a non-empty path. Received: log_dir={log_dir!r}"
-            )
-        self.log_dir = os.fspath(log_dir)
+        super().__init__(log_dir, update_freq)
         self.probe_data = _validate_probe_data(probe_data)
-        self.update_freq = validate_int("update_freq", update_freq, minimum=1)
         if layer_name is not None and (not isinstance(layer_name, str) or not layer_name):
             raise ValueError(
                 "Argument `layer_name` must be None or the name of a RecursiveURNLayer. "
@@ -110,16 +103,6 @@ class URNTensorBoard(keras.callbacks.Callback):
         self.layer_name = layer_name
         self.tolerance = validate_float("tolerance", tolerance, minimum=0.0)
         self.max_synapses = validate_int("max_synapses", max_synapses, minimum=1)
-        self._writer = None
-        self._last_logged_epoch = None
-        self._epoch = None
-
-    @property
-    def writer(self):
-        """The summary writer, opened on first use."""
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        return self._writer
 
     def urn_layers(self):
         """The `RecursiveURNLayer` layers that are logged.
@@ -205,21 +188,7 @@ class URNTensorBoard(keras.callbacks.Callback):
         layers = self.urn_layers()  # fail before the first epoch, not after it
         for layer in layers:
             _flat_inputs(layer, self.probe_data)
-        self._epoch = None
-        self._last_logged_epoch = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._epoch = epoch
-        if epoch == 0 or (epoch + 1) % self.update_freq == 0:
-            self.log(epoch)
-            self._last_logged_epoch = epoch
-
-    def on_train_end(self, logs=None):
-        if self._epoch is not None and self._last_logged_epoch != self._epoch:
-            self.log(self._epoch)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        super().on_train_begin(logs)
 
     def get_config(self):
         """Every argument but ``probe_data`` (data, not configuration)."""
