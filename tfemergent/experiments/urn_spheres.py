@@ -121,7 +121,7 @@ def run_one(config, seed):
         y_train,
         batch_size=config.batch_size,
         epochs=config.epochs,
-        verbose=0,
+        verbose=2 if config.verbose else 0,  # one line per epoch
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
