@@ -149,6 +149,7 @@ def run_one(config, seed):
         "layer_sizes": [int(s) for s in structure.layer_sizes],
         "forward_share": float(structure.forward),
         "verify_max_change": float(structure.verify_max_change),
+        "feedforward_max_change": float(structure.feedforward_max_change),
         "zero_weight_fraction": float(np.mean(kernel == 0.0)),
         "train_seconds": seconds,
     }
@@ -158,14 +159,15 @@ def format_table(results):
     """The per-seed results as a Markdown table."""
     lines = [
         "| seed | test acc. | active neurons | emergent hidden layers | forward share | "
-        "verify max change |",
-        "|---|---|---|---|---|---|",
+        "verify max change | forward-only max change |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         sizes = " / ".join(str(s) for s in r["layer_sizes"]) or "-"
         lines.append(
             f"| {r['seed']} | {r['test_accuracy']:.3f} | {r['num_active']} | {sizes} | "
-            f"{r['forward_share']:.2f} | {r['verify_max_change']:.1e} |"
+            f"{r['forward_share']:.2f} | {r['verify_max_change']:.1e} | "
+            f"{r['feedforward_max_change']:.1e} |"
         )
     return "\n".join(lines)
 
