@@ -8,7 +8,7 @@ from tfemergent.datasets import local_files
 from tfemergent.datasets import splits as splits_lib
 from tfemergent.datasets.dataset_not_found_error import DatasetNotFoundError
 from tfemergent.datasets.directories import DATA_DIR_ENV_VAR, resolve_data_dir_with_source
-from tfemergent.utils.validation import validate_choice
+from tfemergent.utils.validation import validate_bool, validate_choice
 
 DATASET_NAMES = (
     "mnist", "fashion_mnist", "cifar10", "number_topography", "digits", "digits_transposed"
@@ -94,10 +94,7 @@ def load(name, split, data_dir=None, *, shuffle_files=False):
     100
     """
     name, parsed, directory, source = _validated(name, split, data_dir)
-    if not isinstance(shuffle_files, bool):
-        raise ValueError(
-            f"Argument `shuffle_files` must be a bool. Received: shuffle_files={shuffle_files!r}"
-        )
+    validate_bool("shuffle_files", shuffle_files)
     if name not in EMBEDDED_NAMES and directory is None:
         return _load_tfds(name, parsed.text, shuffle_files)
     images, labels = _local_arrays(name, parsed, directory, source)[:2]

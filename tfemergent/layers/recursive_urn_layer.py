@@ -7,9 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
-from tfemergent.kernels import sparse_matmul
 from tfemergent.geometry.uplifted_lattice import UpliftedLattice
+from tfemergent.kernels import sparse_matmul
 from tfemergent.utils.validation import (
+    validate_bool,
     validate_choice,
     validate_float,
     validate_int,
@@ -233,9 +234,7 @@ class RecursiveURNLayer(keras.layers.Layer):
             )
         self.activation = keras.activations.get(activation)
         self.residual = validate_choice("residual", residual, RESIDUAL_MODES)
-        if not isinstance(use_bias, bool):
-            raise ValueError(f"Argument `use_bias` must be a bool. Received: use_bias={use_bias!r}")
-        self.use_bias = use_bias
+        self.use_bias = validate_bool("use_bias", use_bias)
         self.seed = validate_seed("seed", seed)
         kernel_initializer = keras.initializers.get(kernel_initializer)
         if self.seed is not None and hasattr(kernel_initializer, "get_config"):

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
-from tfemergent.utils.validation import validate_int, validate_seed
+from tfemergent.utils.validation import validate_bool, validate_int, validate_seed
 
 # Layers that keep the neurons of their input (same units, element-wise): a
 # SpatialDense after one of these still reads the neurons of the SpatialDense
@@ -133,9 +133,7 @@ class SpatialDense(keras.layers.Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = validate_int("units", units, minimum=1)
         self.activation = keras.activations.get(activation)
-        if not isinstance(use_bias, bool):
-            raise ValueError(f"Argument `use_bias` must be a bool. Received: use_bias={use_bias!r}")
-        self.use_bias = use_bias
+        self.use_bias = validate_bool("use_bias", use_bias)
         self.seed = validate_seed("seed", seed)
         self.position_dim = validate_int("position_dim", position_dim, minimum=1)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

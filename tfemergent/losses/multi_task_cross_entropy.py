@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfemergent.utils.validation import validate_int
+from tfemergent.utils.validation import validate_bool, validate_int
 
 
 def split_task_logits(y_pred, num_tasks):
@@ -57,11 +57,7 @@ class MultiTaskCrossEntropy(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.num_tasks = validate_int("num_tasks", num_tasks, minimum=1)
-        if not isinstance(from_logits, bool):
-            raise ValueError(
-                f"Argument `from_logits` must be a bool. Received: from_logits={from_logits!r}"
-            )
-        self.from_logits = from_logits
+        self.from_logits = validate_bool("from_logits", from_logits)
         self.ignore_label = validate_int("ignore_label", ignore_label, maximum=-1)
 
     def call(self, y_true, y_pred):

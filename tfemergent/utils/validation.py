@@ -74,3 +74,10 @@ def validate_choice(name, value, choices):
 def validate_seed(name, value):
     """A seed is ``None`` or a non-negative integer."""
     return validate_int(name, value, minimum=0, allow_none=True)
+
+
+def validate_bool(name, value):
+    """Return ``value`` if it is a ``bool`` (not merely truthy), else raise ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"Argument `{name}` must be a bool. {_received(name, value)}")
+    return value
