@@ -310,3 +310,197 @@ def plot_connectomics(
     axis.tick_params(labelsize=7)
     figure.tight_layout()
     return figure
+
+
+def unit_colour(unit, num_units):
+    """The colour of autoencoder unit ``unit`` of ``num_units`` in the hierarchy's pictures.
+
+    `TASK_COLOURS` while they suffice, else evenly spaced hues of ``hsv``.
+    """
+    if num_units <= len(TASK_COLOURS):
+        return TASK_COLOURS[unit]
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    return to_hex(colormaps["hsv"](unit / num_units))
+
+
+def _validate_boxes(name, boxes, length=None):
+    """``boxes`` as a list of integer tuples of ``length`` entries each."""
+    try:
+        parsed = [tuple(int(v) for v in np.asarray(box).reshape(-1)) for box in boxes]
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or (length is not None and any(len(b) != length for b in parsed)):
+        raise ValueError(
+            f"`{name}` must be a list of {length} integers per unit. Received: {name}={boxes!r}"
+        )
+    return parsed
+
+
+def plot_feature_map(
+    feature_map,
+    receptive_fields=None,
+    code_boxes=None,
+    image_shape=None,
+    *,
+    window_size=None,
+    title=None,
+    height=3.0,
+):
+    """A self-organising hierarchy's feature map, with its topology drawn on it.
+
+    The map (``(h, w)``, e.g. `SelfOrganisingHierarchy.feature_map` of one image,
+    or its mean over a batch) is drawn in grey, brighter for larger values, with a
+    colour bar. On top of it, optionally:
+
+    - each unit's receptive field: its two ``window_size x window_size`` windows
+      as solid rectangles in the unit's colour (`unit_colour`), each labelled
+      with the unit index in its top-left corner; the rectangles of unit ``k``
+      are inset by ``0.06 k`` cells, so windows of different units that
+      coincide stay visible;
+    - each unit's code block as a dashed rectangle in the same colour, labelled
+      ``code k``;
+    - the image region (the top-left ``image_shape`` of the map) as a dotted
+      white rectangle.
+
+    The patches are ``matplotlib.patches.Rectangle`` objects of the figure's
+    first axes, with ``gid`` ``"window <k> <i>"`` (window ``i`` of unit ``k``),
+    ``"code <k>"`` and ``"image"``. Cell ``(row, col)`` spans
+    ``[col - 0.5, col + 0.5] x [row - 0.5, row + 0.5]`` (imshow's pixel centres).
+
+    Args:
+        feature_map: 2-D array ``(h, w)``.
+        receptive_fields: optional list of one field ``((row0, col0), (row1,
+            col1))`` per unit (`SelfOrganisingHierarchy.receptive_fields`): the
+            top-left cells of the two windows.
+        code_boxes: optional list of ``(row, col, rows, cols)`` per unit
+            (`HierarchyLayout.code_box`); when both are given, one per field.
+        image_shape: optional ``(ih, iw)`` of the image region.
+        window_size: the side of a window; required with ``receptive_fields``.
+        title: optional title.
+        height: height of the figure in inches; the width follows the map's
+            aspect ratio (between 2 and 12 inches) plus 1 inch for the colour bar.
+
+    Returns:
+        A matplotlib ``Figure``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> figure = plot_feature_map(np.zeros((4, 8)), [((0, 0), (0, 2))], [(0, 4, 2, 2)],
+    ...                           (4, 4), window_size=2)
+    >>> sorted(p.get_gid() for p in figure.axes[0].patches)
+    ['code 0', 'image', 'window 0 0', 'window 0 1']
+    """
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    feature_map = np.asarray(feature_map, dtype=np.float64)
+    if feature_map.ndim != 2 or 0 in feature_map.shape:
+        raise ValueError(
+            "`feature_map` must be a non-empty 2-D array (h, w). Received: "
+            f"feature_map.shape={feature_map.shape}"
+        )
+    fields = None
+    if receptive_fields is not None:
+        fields = _validate_boxes("receptive_fields", receptive_fields, length=4)
+        if isinstance(window_size, bool) or not isinstance(window_size, (int, np.integer)) or (
+            window_size < 1
+        ):
+            raise ValueError(
+                "`window_size` must be an integer >= 1 when `receptive_fields` are drawn. "
+                f"Received: window_size={window_size!r}"
+            )
+    boxes = None if code_boxes is None else _validate_boxes("code_boxes", code_boxes, length=4)
+    if fields is not None and boxes is not None and len(fields) != len(boxes):
+        raise ValueError(
+            "`code_boxes` must hold one box per receptive field "
+            f"({len(fields)}). Received: {len(boxes)} code boxes"
+        )
+    if image_shape is not None:
+        image_shape = _validate_boxes("image_shape", [image_shape], length=2)[0]
+    num_units = max(len(fields or ()), len(boxes or ()))
+
+    rows, cols = feature_map.shape
+    width = min(max(height * cols / rows, 2.0), 12.0) + 1.0
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(width, height))
+    image = axis.imshow(feature_map, cmap="gray", interpolation="nearest")
+    figure.colorbar(image, ax=axis, pad=0.02)
+    if image_shape is not None:
+        axis.add_patch(Rectangle(
+            (-0.5, -0.5), image_shape[1], image_shape[0], fill=False, edgecolor="white",
+            linestyle=":", linewidth=1.0, gid="image",
+        ))
+    for k in range(num_units):
+        colour = unit_colour(k, num_units)
+        if fields is not None:
+            inset = min(0.06 * k, 0.3 * window_size)
+            row0, col0, row1, col1 = fields[k]
+            for index, (row, col) in enumerate(((row0, col0), (row1, col1))):
+                axis.add_patch(Rectangle(
+                    (col - 0.5 + inset, row - 0.5 + inset), window_size - 2 * inset,
+                    window_size - 2 * inset, fill=False, edgecolor=colour, linewidth=2.0,
+                    gid=f"window {k} {index}",
+                ))
+                axis.text(col - 0.4 + inset, row - 0.4 + inset, str(k), color=colour,
+                          fontsize=8, fontweight="bold", ha="left", va="top",
+                          bbox={"facecolor": "white", "alpha": 0.6, "pad": 1, "linewidth": 0})
+        if boxes is not None:
+            row, col, box_rows, box_cols = boxes[k]
+            axis.add_patch(Rectangle(
+                (col - 0.5, row - 0.5), box_cols, box_rows, fill=False, edgecolor=colour,
+                linestyle="--", linewidth=1.5, gid=f"code {k}",
+            ))
+            axis.text(col - 0.5 + box_cols / 2, row - 0.5 + box_rows / 2, f"code {k}",
+                      color=colour, fontsize=7, ha="center", va="center",
+                      bbox={"facecolor": "white", "alpha": 0.6, "pad": 1, "linewidth": 0})
+    axis.set_xlim(-0.5, cols - 0.5)
+    axis.set_ylim(rows - 0.5, -0.5)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def plot_codes(codes, title=None, *, width=6.0):
+    """The codes of the K units of a hierarchy for one input, as a ``K x num_hidden`` heat map.
+
+    Row ``k`` is unit ``k``'s code (labelled ``unit k``); brighter is larger
+    (``viridis``), with a colour bar.
+
+    Args:
+        codes: 2-D array ``(K, num_hidden)``, e.g. the model's output for one
+            image reshaped to ``(num_units, num_hidden)``.
+        title: optional title.
+        width: width of the figure in inches; the height is ``1 + 0.5 K`` inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or 0 in codes.shape:
+        raise ValueError(
+            "`codes` must be a non-empty 2-D array (num_units, num_hidden). Received: "
+            f"codes.shape={codes.shape}"
+        )
+    num_units = codes.shape[0]
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(width, 1.0 + 0.5 * num_units))
+    image = axis.imshow(codes, cmap="viridis", interpolation="nearest", aspect="auto")
+    figure.colorbar(image, ax=axis, pad=0.02)
+    axis.set_yticks(range(num_units))
+    axis.set_yticklabels([f"unit {k}" for k in range(num_units)])
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("hidden unit", fontsize=8)
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure

@@ -1,5 +1,6 @@
 """Pure analysis functions: numbers in, numbers out."""
 
+from tfemergent.analysis.entropy import binned_entropy
 from tfemergent.analysis.task_split import (
     TaskSplit,
     evaluate_task_split,
@@ -20,6 +21,7 @@ __all__ = [
     "TaskSplit",
     "URNStructure",
     "URN_RESIDUALS",
+    "binned_entropy",
     "evaluate_task_split",
     "greedy_assignment",
     "greedy_split",

@@ -1,6 +1,7 @@
 """Layers of tfemergent (one public class per module)."""
 
+from tfemergent.layers.masked_autoencoder_unit import MaskedAutoencoderUnit
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
 from tfemergent.layers.spatial_dense import SpatialDense
 
-__all__ = ["RecursiveURNLayer", "SpatialDense"]
+__all__ = ["MaskedAutoencoderUnit", "RecursiveURNLayer", "SpatialDense"]

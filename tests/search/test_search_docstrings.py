@@ -1,0 +1,49 @@
+"""The Examples in the docstrings of tfemergent.search run and give what they show."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "tfemergent.search.hill_climbing",
+    "tfemergent.search.random_search",
+    "tfemergent.search.receptive_field_space",
+    "tfemergent.search.search_runner",
+    "tfemergent.search.search_space",
+    "tfemergent.search.search_strategy",
+    "tfemergent.search.trial",
+]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_public_api():
+    from tfemergent import search
+
+    assert sorted(search.__all__) == [
+        "HillClimbing",
+        "RandomSearch",
+        "ReceptiveFieldSpace",
+        "SearchResult",
+        "SearchRunner",
+        "SearchSpace",
+        "SearchStrategy",
+        "Trial",
+        "deserialize",
+        "register_search_class",
+        "serialize",
+    ]
+    for name in search.__all__:
+        assert getattr(search, name).__doc__
+    for name in ("HillClimbing", "RandomSearch", "ReceptiveFieldSpace", "SearchResult", "SearchRunner", "SearchSpace",
+                 "SearchStrategy", "Trial"):
+        assert "Example" in getattr(search, name).__doc__

@@ -1,0 +1,37 @@
+"""Ask/tell search strategies and a resumable runner.
+
+A `SearchSpace` says what the candidates are; a `SearchStrategy`
+(`HillClimbing`, `RandomSearch`) proposes `Trial`s with ``ask()`` and learns from
+their results with ``tell()``; a `SearchRunner` runs that loop with an evaluation
+function of the caller, checkpoints after every evaluation, resumes a killed
+search to the same result, and can evaluate a batch on any executor.
+
+Pure numpy and the standard library: nothing here imports TensorFlow or Keras,
+so evaluation workers and other systems can use it on its own.
+"""
+
+from tfemergent.search.hill_climbing import HillClimbing
+from tfemergent.search.random_search import RandomSearch
+from tfemergent.search.receptive_field_space import ReceptiveFieldSpace
+from tfemergent.search.search_runner import SearchResult
+from tfemergent.search.search_runner import SearchRunner
+from tfemergent.search.search_space import SearchSpace
+from tfemergent.search.search_space import deserialize
+from tfemergent.search.search_space import register_search_class
+from tfemergent.search.search_space import serialize
+from tfemergent.search.search_strategy import SearchStrategy
+from tfemergent.search.trial import Trial
+
+__all__ = [
+    "HillClimbing",
+    "RandomSearch",
+    "ReceptiveFieldSpace",
+    "SearchResult",
+    "SearchRunner",
+    "SearchSpace",
+    "SearchStrategy",
+    "Trial",
+    "deserialize",
+    "register_search_class",
+    "serialize",
+]
