@@ -114,13 +114,15 @@ def test_cli(tmp_path, capsys):
     results = tmp_path / "out.json"
     status = cli.main(
         ["run", "hierarchy", "--topologies", "flat", "--runs", "1", "--epochs", "1",
-         "--num-train", "200", "--results", str(results)]
+         "--num-train", "200", "--results", str(results), "--logdir", str(tmp_path / "logs")]
     )
     assert status == 0
     printed = capsys.readouterr().out
     assert "flat run 0: accuracy" in printed and "Pearson" in printed
     saved = json.loads(results.read_text())
     assert saved["results"][0]["topology"] == "flat"
+    events = os.listdir(tmp_path / "logs" / "flat-run0")
+    assert any(name.startswith("events.out.tfevents") for name in events)
 
 
 @pytest.mark.parametrize(

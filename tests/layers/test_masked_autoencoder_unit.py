@@ -224,3 +224,18 @@ def test_docstring_example():
         unit_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
     )
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_cell_major_forms_equal_the_batch_major_ones():
+    unit = MaskedAutoencoderUnit(**{**SMALL, "dropout": 0.0})
+    feature_map = _feature_map(7)
+    unit.set_receptive_field(((1, 3), (1, 0)))
+    cells = np.reshape(feature_map, (7, 36)).T
+    code, loss = unit.autoencode(feature_map)
+    code_cells, loss_cells = unit.autoencode_cells(cells)
+    np.testing.assert_allclose(code_cells.numpy().T, code.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(unit.encode_cells(cells).numpy().T, code.numpy(), rtol=1e-6, atol=1e-6)
+    assert float(loss_cells) == pytest.approx(float(loss), rel=1e-6)
+    np.testing.assert_array_equal(
+        unit.read_field_cells(cells).numpy().T, _field_values(feature_map, ((1, 3), (1, 0)), 3)
+    )

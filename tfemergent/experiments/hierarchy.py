@@ -69,7 +69,11 @@ class HierarchyConfig:
         probe_max_iter: lbfgs iterations of the probe.
         directory: where Table 2 keeps its resumable searches (None: a
             temporary directory per run).
-        plots: directory for the trajectory / correlation plots.
+        logdir: TensorBoard directory (`HierarchyTensorBoard`: entropies,
+            losses, feature maps, receptive fields): one run per Table 1 run
+            (``<topology>-run<k>``) or per hill-climbing trial
+            (``run<k>/trial<id>``). None: no logs.
+        plots: directory for the trajectory plot (Table 2).
         verbose: 0 silent, 1 one line per run and the tables.
     """
 
@@ -91,6 +95,7 @@ class HierarchyConfig:
     probe_train: int = None
     probe_max_iter: int = 300
     directory: str = None
+    logdir: str = None
     plots: str = None
     verbose: int = 1
 
@@ -190,13 +195,26 @@ def probe_accuracy(config, model, data, seed):
     return scores["test_accuracy"]
 
 
+def _callbacks(config, data, *parts):
+    """A `HierarchyTensorBoard` writing to ``logdir/<parts>`` when ``config.logdir``."""
+    if not config.logdir:
+        return []
+    from tfemergent.callbacks.hierarchy_tensorboard import HierarchyTensorBoard
+
+    return [HierarchyTensorBoard(os.path.join(config.logdir, *parts), images=data[0][:8])]
+
+
 def run_topology(config, data, topology, run):
     """Table 1: train one topology once; accuracy and entropies."""
     keras.utils.set_random_seed(run)
     model = build_model(config, data[0].shape[1:], topology, seed=run)
     start = time.perf_counter()
     history = model.fit(
-        data[0], batch_size=config.batch_size, epochs=config.epochs, verbose=0
+        data[0],
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=_callbacks(config, data, f"{topology.replace(':', '')}-run{run}"),
     ).history
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
@@ -226,9 +244,10 @@ class HierarchyTrial:
     probe accuracy. Deterministic given the trial (seeded with ``trial.seed``).
     """
 
-    def __init__(self, config, data):
+    def __init__(self, config, data, log_name="search"):
         self.config = config
         self.data = data
+        self.log_name = log_name
 
     def __call__(self, trial):
         config = self.config
@@ -241,8 +260,13 @@ class HierarchyTrial:
             model.set_topology(trial.params)
         epochs = config.epochs if trial.parent is None else config.epochs_per_step
         start = time.perf_counter()
+        callbacks = _callbacks(config, self.data, self.log_name, f"trial{trial.trial_id}")
         history = model.fit(
-            self.data[0], batch_size=config.batch_size, epochs=epochs, verbose=0
+            self.data[0],
+            batch_size=config.batch_size,
+            epochs=epochs,
+            verbose=0,
+            callbacks=callbacks,
         ).history
         train_seconds = time.perf_counter() - start
         if trial.directory is not None:
@@ -263,7 +287,7 @@ def run_hill_climbing(config, data, run, directory):
     )
     strategy = HillClimbing(space, num_steps=config.meta_steps, seed=run)
     runner = SearchRunner(
-        strategy, HierarchyTrial(config, data), directory=directory, verbose=0
+        strategy, HierarchyTrial(config, data, f"run{run}"), directory=directory, verbose=0
     )
     start = time.perf_counter()
     result = runner.run()
@@ -482,6 +506,7 @@ def config_from_args(args):
         num_train=args.num_train,
         probe_train=args.probe_train,
         directory=args.search_dir,
+        logdir=args.logdir,
         plots=args.plots,
         verbose=0 if args.quiet else 1,
     )

@@ -221,12 +221,12 @@ class SelfOrganisingHierarchy(keras.Model):
                     name=f"unit_{k}",
                 )
             )
-        self._code_masks = []
+        self._code_cells = []  # flat cell indices of each code block, row-major, [H, 1]
         for k in range(self.num_units):
-            mask = np.zeros(self.feature_map_shape, "float32")
             row, col, rows, cols = self.layout.code_box(k)
-            mask[row : row + rows, col : col + cols] = 1.0
-            self._code_masks.append(mask)
+            width = self.feature_map_shape[1]
+            cells = (np.arange(row, row + rows)[:, None] * width + np.arange(col, col + cols))
+            self._code_cells.append(cells.reshape(-1, 1).astype("int32"))
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.unit_loss_trackers = [
             keras.metrics.Mean(name=f"unit_{k}_loss") for k in range(self.num_units)
@@ -272,42 +272,60 @@ class SelfOrganisingHierarchy(keras.Model):
             )
         return tf.cast(images, self.compute_dtype)
 
-    def initial_feature_map(self, images):
-        """The map at the start of a batch: the image, zero codes. ``[batch, h, w]``."""
+    # The map is kept cell-major, ``[h*w, batch]``: units read their fields as row
+    # gathers and write their codes as row scatters (see `MaskedAutoencoderUnit`).
+
+    def _initial_cells(self, images):
         images = self._images(images)
         (height, width), (rows, cols) = self.feature_map_shape, self.image_shape
-        return tf.pad(images, [[0, 0], [0, height - rows], [0, width - cols]])
+        padded = tf.pad(images, [[0, 0], [0, height - rows], [0, width - cols]])
+        return tf.transpose(tf.reshape(padded, [-1, height * width]))
+
+    def _write_cells(self, cells, unit, code):
+        return tf.tensor_scatter_nd_update(cells, self._code_cells[unit], code)
+
+    def _relax_cells(self, cells):
+        for _ in range(self.relaxation_passes):
+            for k, unit in enumerate(self.units):
+                cells = self._write_cells(cells, k, unit.encode_cells(cells))
+        return tf.stop_gradient(cells)
+
+    def _to_map(self, cells):
+        return tf.reshape(tf.transpose(cells), (-1,) + self.feature_map_shape)
+
+    def _to_cells(self, feature_map):
+        height, width = self.feature_map_shape
+        return tf.transpose(tf.reshape(feature_map, [-1, height * width]))
+
+    def initial_feature_map(self, images):
+        """The map at the start of a batch: the image, zero codes. ``[batch, h, w]``."""
+        return self._to_map(self._initial_cells(images))
 
     def write_code(self, feature_map, unit, code):
-        """``feature_map`` with unit ``unit``'s code block replaced by ``code``."""
-        row, col, rows, cols = self.layout.code_box(unit)
-        height, width = self.feature_map_shape
-        block = tf.reshape(code, [-1, rows, cols])
-        placed = tf.pad(block, [[0, 0], [row, height - row - rows], [col, width - col - cols]])
-        return feature_map * (1.0 - self._code_masks[unit]) + placed
+        """``feature_map`` ``[batch, h, w]`` with unit ``unit``'s code block set to ``code``."""
+        cells = self._write_cells(self._to_cells(feature_map), unit, tf.transpose(code))
+        return self._to_map(cells)
 
     def relax(self, feature_map):
         """The ``relaxation_passes`` passes of all units over the map (no gradient)."""
-        for _ in range(self.relaxation_passes):
-            for k, unit in enumerate(self.units):
-                feature_map = self.write_code(feature_map, k, unit.encode(feature_map))
-        return tf.stop_gradient(feature_map)
+        return self._to_map(self._relax_cells(self._to_cells(feature_map)))
+
+    def _codes_cells(self, cells):
+        codes = []
+        for k, unit in enumerate(self.units):
+            code = unit.encode_cells(cells)
+            cells = self._write_cells(cells, k, code)
+            codes.append(code)
+        return cells, tf.concat(codes, axis=0)
 
     def feature_map(self, images):
         """The map after relaxation and one more pass: what the codes are read from."""
-        feature_map = self.relax(self.initial_feature_map(images))
-        for k, unit in enumerate(self.units):
-            feature_map = self.write_code(feature_map, k, unit.encode(feature_map))
-        return feature_map
+        cells, _ = self._codes_cells(self._relax_cells(self._initial_cells(images)))
+        return self._to_map(cells)
 
     def call(self, inputs, training=None):
-        feature_map = self.relax(self.initial_feature_map(inputs))
-        codes = []
-        for k, unit in enumerate(self.units):
-            code = unit.encode(feature_map)
-            feature_map = self.write_code(feature_map, k, code)
-            codes.append(code)
-        return tf.concat(codes, axis=-1)
+        _, codes = self._codes_cells(self._relax_cells(self._initial_cells(inputs)))
+        return tf.transpose(codes)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_units * self.num_hidden)
@@ -333,15 +351,15 @@ class SelfOrganisingHierarchy(keras.Model):
         return [self.loss_tracker, *self.unit_loss_trackers]
 
     def _unit_losses(self, images, training):
-        feature_map = self.relax(self.initial_feature_map(images))
+        cells = self._relax_cells(self._initial_cells(images))
         codes, losses = [], []
         for k, unit in enumerate(self.units):
-            code, loss = unit.autoencode(feature_map, training=training)
+            code, loss = unit.autoencode_cells(cells, training=training)
             code = tf.stop_gradient(code)
-            feature_map = self.write_code(feature_map, k, code)
+            cells = self._write_cells(cells, k, code)
             codes.append(code)
             losses.append(loss)
-        return tf.concat(codes, axis=-1), losses
+        return tf.transpose(tf.concat(codes, axis=0)), losses
 
     def _record(self, losses):
         self.loss_tracker.update_state(tf.add_n(losses))
