@@ -3,7 +3,6 @@ import doctest
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from layer_contract import layer_contract_test
 
 import tfemergent.layers.masked_autoencoder_unit as unit_module

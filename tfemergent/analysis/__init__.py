@@ -8,6 +8,14 @@ from tfemergent.analysis.task_split import (
     greedy_split,
     task_accuracies,
 )
+from tfemergent.analysis.topography import (
+    clustering_index,
+    dprime_maps,
+    index_history,
+    number_similarity,
+    preference_map,
+    topography_index,
+)
 from tfemergent.analysis.urn_structure import (
     URN_RESIDUALS,
     URNStructure,
@@ -22,11 +30,17 @@ __all__ = [
     "URNStructure",
     "URN_RESIDUALS",
     "binned_entropy",
+    "clustering_index",
+    "dprime_maps",
     "evaluate_task_split",
     "greedy_assignment",
     "greedy_split",
+    "index_history",
+    "number_similarity",
+    "preference_map",
     "sorted_weight_matrix",
     "task_accuracies",
+    "topography_index",
     "urn_forward",
     "urn_structure",
     "urn_structure_of",
