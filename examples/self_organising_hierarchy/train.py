@@ -79,7 +79,11 @@ if __name__ == "__main__":
     parser.add_argument("--part", choices=sorted(CONFIGS), default="table1")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--num-train", type=int, default=None)
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="dropout on the codes (default 0; the README also reports 0.2)")
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
     args = parser.parse_args()
     extra = {} if args.num_train is None else {"num_train": args.num_train}
+    if args.dropout is not None:
+        extra["dropout"] = args.dropout
     main(args.part, args.output, runs=args.runs, **extra)
