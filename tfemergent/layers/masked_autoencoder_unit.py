@@ -22,6 +22,19 @@ def _validate_pair(name, value, allow_none=False):
     return tuple(int(p) for p in parts)
 
 
+def validate_code_shape(code_shape, num_hidden):
+    """``code_shape`` (default: `default_code_shape`) checked against ``num_hidden``."""
+    if code_shape is None:
+        return default_code_shape(num_hidden)
+    shape = _validate_pair("code_shape", code_shape)
+    if min(shape) < 1 or shape[0] * shape[1] != num_hidden:
+        raise ValueError(
+            "Argument `code_shape` must be (rows, cols) of positive integers with rows * "
+            f"cols = num_hidden = {num_hidden}. Received: code_shape={code_shape!r}"
+        )
+    return shape
+
+
 def default_code_shape(num_hidden):
     """The block a code of ``num_hidden`` values fills on the map: square if possible.
 
@@ -161,14 +174,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
             )
         self.l2 = validate_float("l2", l2, minimum=0.0)
         self.code_location = _validate_pair("code_location", code_location, allow_none=True)
-        if code_shape is None:
-            code_shape = default_code_shape(self.num_hidden)
-        self.code_shape = _validate_pair("code_shape", code_shape)
-        if min(self.code_shape) < 1 or self.code_shape[0] * self.code_shape[1] != self.num_hidden:
-            raise ValueError(
-                "Argument `code_shape` must be (rows, cols) of positive integers with rows * "
-                f"cols = num_hidden = {self.num_hidden}. Received: code_shape={code_shape!r}"
-            )
+        self.code_shape = validate_code_shape(code_shape, self.num_hidden)
         if self.code_location is not None:
             row, col = self.code_location
             rows, cols = self.code_shape
@@ -297,24 +303,24 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
 
     def encode(self, feature_map):
         """The code ``[batch, num_hidden]`` of a feature map ``[batch, h, w]``."""
-        field = tf.cast(self.read_field(feature_map), self.compute_dtype)
-        return self.activation(tf.matmul(field, self.encoder_kernel) + self.encoder_bias)
+        return tf.transpose(self.encode_cells(self._cells(feature_map)))
 
     def autoencode(self, feature_map, training=None):
         """``(code, loss)``: the code and the unit's own loss (MSE + L2) on a batch."""
-        field = tf.cast(self.read_field(feature_map), self.compute_dtype)
-        code = self.activation(tf.matmul(field, self.encoder_kernel) + self.encoder_bias)
-        hidden = code
-        if training and self.dropout > 0.0:
-            hidden = keras.random.dropout(code, self.dropout, seed=self.seed_generator)
-        reconstruction = tf.matmul(hidden, self.decoder_kernel) + self.decoder_bias
-        loss = tf.reduce_mean(tf.square(reconstruction - field))
-        if self.l2 > 0.0:
-            loss += self.l2 * (
-                tf.reduce_sum(tf.square(self.encoder_kernel))
-                + tf.reduce_sum(tf.square(self.decoder_kernel))
-            )
-        return code, loss
+        code, loss = self.autoencode_cells(self._cells(feature_map), training=training)
+        return tf.transpose(code), loss
+
+    def _cells(self, feature_map):
+        if not self.built:
+            self.build(tuple(feature_map.shape))
+        height, width = self.feature_map_shape
+        return tf.transpose(tf.reshape(feature_map, [-1, height * width]))
+
+    def _l2_cost(self):
+        return self.l2 * (
+            tf.reduce_sum(tf.square(self.encoder_kernel))
+            + tf.reduce_sum(tf.square(self.decoder_kernel))
+        )
 
     # Cell-major forms: the map as ``[h*w, batch]`` (one row per cell). Reading a
     # field is then a gather of whole rows, and writing a code a row scatter;
@@ -343,10 +349,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         )
         loss = tf.reduce_mean(tf.square(reconstruction - field))
         if self.l2 > 0.0:
-            loss += self.l2 * (
-                tf.reduce_sum(tf.square(self.encoder_kernel))
-                + tf.reduce_sum(tf.square(self.decoder_kernel))
-            )
+            loss += self._l2_cost()
         return code, loss
 
     def call(self, inputs, training=None):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tfemergent.layers import _receptive_fields as fields
-from tfemergent.layers.masked_autoencoder_unit import _validate_pair, default_code_shape
+from tfemergent.layers.masked_autoencoder_unit import validate_code_shape
 from tfemergent.utils.validation import validate_int, validate_seed
 
 HANDCRAFTED_TOPOLOGIES = ("flat", "columnar", "pyramidal")
@@ -64,14 +64,7 @@ class HierarchyLayout:
         self.num_units = validate_int("num_units", num_units, minimum=1)
         self.num_hidden = validate_int("num_hidden", num_hidden, minimum=1)
         self.window_size = validate_int("window_size", window_size, minimum=1)
-        if code_shape is None:
-            code_shape = default_code_shape(self.num_hidden)
-        self.code_shape = _validate_pair("code_shape", code_shape)
-        if min(self.code_shape) < 1 or self.code_shape[0] * self.code_shape[1] != self.num_hidden:
-            raise ValueError(
-                "Argument `code_shape` must be (rows, cols) of positive integers with rows * "
-                f"cols = num_hidden = {self.num_hidden}. Received: code_shape={code_shape!r}"
-            )
+        self.code_shape = validate_code_shape(code_shape, self.num_hidden)
         image_rows, image_cols = self.image_shape
         code_rows, code_cols = self.code_shape
         per_column = max(1, image_rows // code_rows)
