@@ -206,6 +206,7 @@ def test_compile_rejects_a_loss():
         ({"window_size": 0}, "window_size"),
         ({"image_shape": (4,)}, "image_shape"),
         ({"dropout": 1.5}, "dropout"),
+        ({"dropout": 1.0}, "dropout"),
         ({"l2": -1.0}, "l2"),
         ({"relaxation_passes": -1}, "relaxation_passes"),
         ({"entropy_bins": 0}, "entropy_bins"),

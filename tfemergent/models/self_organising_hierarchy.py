@@ -194,6 +194,10 @@ class SelfOrganisingHierarchy(keras.Model):
         self.topology_seed = validate_seed("topology_seed", topology_seed)
         initial = self.layout.topology(topology, seed=self.topology_seed)
         self.dropout = validate_float("dropout", dropout, minimum=0.0, maximum=1.0)
+        if self.dropout >= 1.0:
+            raise ValueError(
+                f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}"
+            )
         self.l2 = validate_float("l2", l2, minimum=0.0)
         if relaxation_passes is None:
             relaxation_passes = self.num_units
@@ -212,7 +216,7 @@ class SelfOrganisingHierarchy(keras.Model):
                     field,
                     self.feature_map_shape,
                     window_size=self.window_size,
-                    dropout=self.dropout if self.dropout < 1.0 else 0.0,
+                    dropout=self.dropout,
                     l2=self.l2,
                     code_location=self.layout.code_locations[k],
                     code_shape=self.code_shape,
