@@ -238,3 +238,12 @@ def test_cell_major_forms_equal_the_batch_major_ones():
     np.testing.assert_array_equal(
         unit.read_field_cells(cells).numpy().T, _field_values(feature_map, ((1, 3), (1, 0)), 3)
     )
+
+
+def test_read_field_builds_and_reads_both_windows_row_major():
+    unit = MaskedAutoencoderUnit(**SMALL)
+    feature_map = _feature_map(3)
+    np.testing.assert_array_equal(
+        unit.read_field(feature_map).numpy(), _field_values(feature_map, SMALL["receptive_field"], 3)
+    )
+    assert unit.built

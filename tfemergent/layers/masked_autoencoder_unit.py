@@ -296,10 +296,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
 
     def read_field(self, feature_map):
         """The field's cells of ``feature_map`` ``[batch, h, w]`` -> ``[batch, 2*N*N]``."""
-        if not self.built:
-            self.build(tuple(feature_map.shape))
-        flat = tf.reshape(feature_map, [-1, self.feature_map_shape[0] * self.feature_map_shape[1]])
-        return tf.gather(flat, self._field_indices(), axis=1)
+        return tf.transpose(self.read_field_cells(self._cells(feature_map)))
 
     def encode(self, feature_map):
         """The code ``[batch, num_hidden]`` of a feature map ``[batch, h, w]``."""
