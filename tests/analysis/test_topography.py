@@ -1,6 +1,5 @@
 """Preference maps, clustering and topography indices of Reset networks (pure numpy)."""
 
-import doctest
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ from tfemergent.analysis import (
     topography_index,
 )
 from tfemergent.analysis import topography as topography_module
+from docstring_examples import assert_docstring_examples
 
 # --------------------------------------------------------------------------- #
 # d′
@@ -387,8 +387,4 @@ def test_invalid_arguments(function, args, kwargs, received):
 
 
 def test_docstring_examples():
-    result = doctest.testmod(
-        topography_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(topography_module)

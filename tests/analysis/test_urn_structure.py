@@ -1,6 +1,5 @@
 """URN reference forward pass and structure extraction (Golkar, URN)."""
 
-import doctest
 import importlib
 import types
 
@@ -8,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from docstring_examples import assert_docstring_examples
 
 from tfemergent.analysis import (
     URNStructure,
@@ -312,8 +313,4 @@ def test_sorted_weight_matrix_errors():
 
 def test_docstring_examples():
     module = importlib.import_module("tfemergent.analysis.urn_structure")
-    result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(module)

@@ -1,4 +1,3 @@
-import doctest
 import glob
 import json
 import types
@@ -17,6 +16,7 @@ from tfemergent.callbacks import HierarchyTensorBoard
 from tfemergent.callbacks.hierarchy_tensorboard import _codes_from_maps
 from tfemergent.models import SelfOrganisingHierarchy
 from tfemergent.probes import LogisticRegressionProbe
+from docstring_examples import assert_docstring_examples
 
 # 4 x 4 images, 2 x 2 windows, codes of 4 (2 x 2): the map is 4 x 8 with the codes
 # of units 0, 1, 2 at (0, 4), (2, 4), (0, 6).
@@ -311,8 +311,4 @@ def test_checked_against_the_model(run, tmp_path):
 
 @pytest.mark.parametrize("module", [hierarchy_tensorboard_module, plotting])
 def test_docstring_examples(module):
-    result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(module)

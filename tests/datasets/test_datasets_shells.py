@@ -1,6 +1,5 @@
 """The synthetic concentric spherical shells of the URN paper."""
 
-import doctest
 import importlib
 
 import numpy as np
@@ -8,6 +7,7 @@ import pytest
 
 from tfemergent import datasets
 from tfemergent.datasets import concentric_shells
+from docstring_examples import assert_docstring_examples
 
 
 def test_surface_shells_have_exact_radii_and_types():
@@ -91,8 +91,4 @@ def test_invalid_arguments(kwargs, received):
 def test_exported_and_docstring_example_runs():
     assert "concentric_shells" in datasets.__all__
     module = importlib.import_module("tfemergent.datasets.synthetic")
-    result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(module)

@@ -1,6 +1,5 @@
 """Tests of `UpliftedLattice`."""
 
-import doctest
 import json
 
 import keras
@@ -10,6 +9,7 @@ import tensorflow as tf
 
 from tfemergent.geometry import UpliftedLattice
 from tfemergent.geometry import uplifted_lattice
+from docstring_examples import assert_docstring_examples
 
 
 def test_sizes_and_indices():
@@ -132,7 +132,4 @@ def test_invalid_call_arguments():
 
 
 def test_docstring_example():
-    result = doctest.testmod(
-        uplifted_lattice, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0 and result.failed == 0
+    assert_docstring_examples(uplifted_lattice)

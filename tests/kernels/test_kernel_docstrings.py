@@ -1,9 +1,9 @@
 """The Examples in the docstrings of tfemergent.kernels run and give what they show."""
 
-import doctest
 import importlib
 
 import pytest
+from docstring_examples import assert_docstring_examples
 
 MODULES = [
     "tfemergent.kernels.block_mask",
@@ -17,11 +17,7 @@ MODULES = [
 @pytest.mark.parametrize("module_name", MODULES)
 def test_docstring_examples(module_name):
     module = importlib.import_module(module_name)
-    result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(module)
 
 
 def test_public_api():

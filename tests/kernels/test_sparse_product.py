@@ -1,6 +1,5 @@
 """Tests of `tfemergent.kernels.sparse_matmul` and `sparse_kernel_from_dense`."""
 
-import doctest
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import tensorflow as tf
 from tfemergent.kernels import sparse_kernel_from_dense
 from tfemergent.kernels import sparse_matmul
 from tfemergent.kernels import sparse_product
+from docstring_examples import assert_docstring_examples
 
 INPUT_DIM, OUTPUT_DIM = 9, 7
 
@@ -172,10 +172,7 @@ def test_invalid_from_dense_arguments(kwargs):
 
 
 def test_docstring_examples():
-    result = doctest.testmod(
-        sparse_product, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0 and result.failed == 0
+    assert_docstring_examples(sparse_product)
 
 
 @pytest.mark.parametrize("batch", [3, 40])  # one partial chunk; several chunks + padding

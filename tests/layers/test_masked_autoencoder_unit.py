@@ -1,4 +1,3 @@
-import doctest
 
 import keras
 import numpy as np
@@ -7,6 +6,7 @@ from layer_contract import layer_contract_test
 
 import tfemergent.layers.masked_autoencoder_unit as unit_module
 from tfemergent.layers import MaskedAutoencoderUnit
+from docstring_examples import assert_docstring_examples
 
 # A 6 x 6 map, 3 x 3 windows (top band), the 2 x 2 code at rows 4-5, columns 0-1.
 SMALL = {
@@ -219,10 +219,7 @@ def test_wrong_feature_map_shape_is_rejected():
 
 
 def test_docstring_example():
-    result = doctest.testmod(
-        unit_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0 and result.failed == 0
+    assert_docstring_examples(unit_module)
 
 
 def test_cell_major_forms_equal_the_batch_major_ones():

@@ -1,4 +1,3 @@
-import doctest
 
 import keras
 import numpy as np
@@ -8,6 +7,7 @@ from layer_contract import layer_contract_test
 
 from tfemergent.layers import ResetGrid
 from tfemergent.layers import reset_grid as reset_grid_module
+from docstring_examples import assert_docstring_examples
 
 TINY = {"conv_filters": [2], "dense_units": [3]}
 
@@ -259,8 +259,4 @@ def test_forward_graph_does_not_grow_with_the_number_of_subnetworks():
 
 
 def test_docstring_example():
-    result = doctest.testmod(
-        reset_grid_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert_docstring_examples(reset_grid_module)

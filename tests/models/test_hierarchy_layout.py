@@ -1,10 +1,10 @@
-import doctest
 
 import pytest
 
 import tfemergent.models.hierarchy_layout as layout_module
 from tfemergent.layers import _receptive_fields as fields
 from tfemergent.models import HierarchyLayout
+from docstring_examples import assert_docstring_examples
 
 PAPER = {"image_shape": (20, 20), "num_units": 3, "num_hidden": 100, "window_size": 10}
 
@@ -129,7 +129,4 @@ def test_config_round_trip():
 
 
 def test_docstring_example():
-    result = doctest.testmod(
-        layout_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0 and result.failed == 0
+    assert_docstring_examples(layout_module)

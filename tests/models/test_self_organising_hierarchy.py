@@ -1,4 +1,3 @@
-import doctest
 import json
 
 import keras
@@ -9,6 +8,7 @@ import tensorflow as tf
 
 import tfemergent.models.self_organising_hierarchy as hierarchy_module
 from tfemergent.models import SelfOrganisingHierarchy
+from docstring_examples import assert_docstring_examples
 
 # 4 x 4 images, 2 x 2 windows, codes of 4 (2 x 2): the map is 4 x 8 with the codes
 # of units 0, 1, 2 at (0, 4), (2, 4), (0, 6).
@@ -283,7 +283,4 @@ def test_fit_under_mirrored_strategy(mirrored_strategy):
 
 
 def test_docstring_example():
-    result = doctest.testmod(
-        hierarchy_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0 and result.failed == 0
+    assert_docstring_examples(hierarchy_module)

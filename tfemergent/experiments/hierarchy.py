@@ -8,7 +8,6 @@ receptive fields, retraining with retained weights after each move.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -510,10 +509,3 @@ def config_from_args(args):
         plots=args.plots,
         verbose=0 if args.quiet else 1,
     )
-
-
-def save_results(outcome, path):
-    """Write ``outcome`` (without its table) as JSON."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as handle:
-        json.dump({k: v for k, v in outcome.items() if k != "table"}, handle, indent=2)
