@@ -504,3 +504,238 @@ def plot_codes(codes, title=None, *, width=6.0):
     axis.tick_params(labelsize=7)
     figure.tight_layout()
     return figure
+
+
+# The colour of grid units without a class preference in `plot_preference_map`.
+NO_PREFERENCE_COLOUR = "#262626"
+
+
+def class_colours(num_classes, ordered=False):
+    """One distinct colour (hex) per class for preference maps.
+
+    Unordered classes get the ``tab10`` colours (up to 10 classes), ``tab20``
+    (up to 20), else evenly spaced hues of ``hsv``. Ordered classes (numbers,
+    whose neighbours on a topographic map should look alike) get evenly spaced
+    colours of ``rainbow``, violet for the first class to red for the last.
+    None of them is as dark as `NO_PREFERENCE_COLOUR`.
+
+    Args:
+        num_classes: the number of classes, >= 1.
+        ordered: whether the classes are ordered (see above).
+
+    Returns:
+        A list of ``num_classes`` hex colour strings.
+
+    Example:
+
+    >>> class_colours(3)
+    ['#1f77b4', '#ff7f0e', '#2ca02c']
+    >>> len(set(class_colours(30))), class_colours(2, ordered=True)
+    (30, ['#8000ff', '#ff0000'])
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    from tfemergent.utils.validation import validate_bool, validate_int
+
+    num_classes = validate_int("num_classes", num_classes, minimum=1)
+    ordered = validate_bool("ordered", ordered)
+    if ordered:
+        positions = np.linspace(0.0, 1.0, num_classes) if num_classes > 1 else [0.0]
+        return [to_hex(colormaps["rainbow"](p)) for p in positions]
+    if num_classes <= 20:
+        palette = colormaps["tab10" if num_classes <= 10 else "tab20"]
+        return [to_hex(palette(index)) for index in range(num_classes)]
+    return [to_hex(colormaps["hsv"](index / num_classes)) for index in range(num_classes)]
+
+
+def _class_names(class_names, num_classes):
+    """``class_names`` as a list of ``num_classes`` strings (default ``"0"``, ``"1"``...)."""
+    if class_names is None:
+        return [str(index) for index in range(num_classes)]
+    names = [str(name) for name in class_names]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"`class_names` must hold one name per class ({num_classes}). "
+            f"Received: {len(names)} class names"
+        )
+    return names
+
+
+def plot_preference_map(
+    preference_map,
+    num_classes=None,
+    class_names=None,
+    block_width=None,
+    title=None,
+    *,
+    ordered=False,
+    size=4.0,
+):
+    """A grid's preference map: each unit in the colour of the class it prefers.
+
+    ``preference_map`` is `tfemergent.analysis.preference_map` of a grid
+    (``-1``: no preference). Class ``c`` is drawn in ``class_colours(C,
+    ordered)[c]``, units without a preference in `NO_PREFERENCE_COLOUR`; a
+    colour bar beside the map names the classes (``none`` first; with more
+    than 20 classes only some are labelled). With ``block_width``, white lines
+    separate the ``block_width x block_width`` blocks of the sub-networks of a
+    `tfemergent.layers.ResetGrid` (``gid`` ``"block boundary"``). The map is
+    the first axes' only image, cell ``(row, col)`` at pixel ``(row, col)``.
+
+    Args:
+        preference_map: 2-D integer array ``(h, w)`` with values in ``[-1, C)``.
+        num_classes: ``C``, the number of classes, >= 1; default ``max(map) + 1``
+            (at least 1).
+        class_names: optional ``C`` names for the colour bar; default the indices.
+        block_width: optional side of the sub-network blocks, >= 1.
+        title: optional title.
+        ordered: colour the classes as ordered (e.g. numbers), see `class_colours`.
+        size: height of the figure in inches; the width is ``size + 1.6`` inches.
+
+    Returns:
+        A matplotlib ``Figure``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> pmap = np.array([[0, 0, 1, 1], [0, -1, 1, 1], [2, 2, -1, -1], [2, 2, -1, 0]])
+    >>> figure = plot_preference_map(pmap, class_names=["a", "b", "c"], block_width=2)
+    >>> [label.get_text() for label in figure.axes[1].get_yticklabels()]
+    ['none', 'a', 'b', 'c']
+    >>> len([line for line in figure.axes[0].lines if line.get_gid() == "block boundary"])
+    2
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    from tfemergent.utils.validation import validate_int
+
+    pmap = np.asarray(preference_map)
+    if (
+        pmap.ndim != 2
+        or 0 in pmap.shape
+        or not (np.issubdtype(pmap.dtype, np.integer) and pmap.dtype != bool)
+        or pmap.min() < -1
+    ):
+        raise ValueError(
+            "`preference_map` must be a non-empty 2-D integer array (h, w) of classes, "
+            f"-1 for no preference. Received: preference_map.shape={pmap.shape}, "
+            f"preference_map.dtype={pmap.dtype}"
+        )
+    if num_classes is None:
+        num_classes = max(int(pmap.max()) + 1, 1)
+    num_classes = validate_int("num_classes", num_classes, minimum=1)
+    if pmap.max() >= num_classes:
+        raise ValueError(
+            f"`preference_map` must hold classes < num_classes={num_classes}. "
+            f"Received: preference_map with maximum {pmap.max()}"
+        )
+    names = _class_names(class_names, num_classes)
+    block_width = validate_int("block_width", block_width, minimum=1, allow_none=True)
+
+    colours = [NO_PREFERENCE_COLOUR] + class_colours(num_classes, ordered)
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(-1.5, num_classes), len(colours))
+    rows, cols = pmap.shape
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(size + 1.6, size))
+    image = axis.imshow(pmap, cmap=cmap, norm=norm, interpolation="nearest")
+    colour_bar = figure.colorbar(image, ax=axis, pad=0.02)
+    step = int(np.ceil((num_classes + 1) / 21))
+    ticks = np.arange(-1, num_classes)[::step]
+    colour_bar.set_ticks(ticks)
+    colour_bar.set_ticklabels([(["none"] + names)[tick + 1] for tick in ticks])
+    colour_bar.ax.tick_params(labelsize=7, length=0)
+    if block_width is not None:
+        for boundary in range(block_width, rows, block_width):
+            axis.axhline(boundary - 0.5, color="white", linewidth=1.0, gid="block boundary")
+        for boundary in range(block_width, cols, block_width):
+            axis.axvline(boundary - 0.5, color="white", linewidth=1.0, gid="block boundary")
+    axis.set_xlim(-0.5, cols - 0.5)
+    axis.set_ylim(rows - 0.5, -0.5)
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def plot_dprime_maps(dprime, class_names=None, title=None, *, limit=None, panel_size=1.6):
+    """A montage of per-class d′ maps, one panel per class, in a diverging colour map.
+
+    ``dprime`` is `tfemergent.analysis.dprime_maps` of a grid, ``(C, h, w)``.
+    Every panel uses ``RdBu_r`` with the same symmetric limits ``[-limit,
+    limit]`` (red: the unit responds more to the class than to the others,
+    blue: less) and is titled with the class name; one colour bar serves all.
+    The panels fill rows of ``max(5, ceil(sqrt(C)))`` columns (at most ``C``);
+    the first ``C`` axes of the figure are the panels, in class order.
+
+    Args:
+        dprime: real array ``(C, h, w)``, ``C >= 1``.
+        class_names: optional ``C`` panel titles; default the class indices.
+        title: optional title of the figure.
+        limit: the symmetric colour limit, > 0; default ``max |d′|`` (1 when
+            every d′ is 0).
+        panel_size: width and height of one panel in inches; shrunk so that
+            the figure is at most 14 inches wide.
+
+    Returns:
+        A matplotlib ``Figure`` of ``(columns * panel + 1) x (rows * panel +
+        0.4)`` inches (plus 0.3 inches of height with a title).
+
+    Example:
+
+    >>> import numpy as np
+    >>> figure = plot_dprime_maps(np.arange(-6.0, 6.0).reshape(3, 2, 2), ["a", "b", "c"])
+    >>> [axis.get_title() for axis in figure.axes[:3]]
+    ['a', 'b', 'c']
+    >>> figure.axes[0].images[0].get_clim()
+    (-6.0, 6.0)
+    """
+    from tfemergent.utils.validation import validate_float
+
+    dprime = np.asarray(dprime)
+    if (
+        dprime.ndim != 3
+        or 0 in dprime.shape
+        or dprime.dtype == bool
+        or not np.issubdtype(dprime.dtype, np.number)
+        or not np.all(np.isfinite(dprime))
+    ):
+        raise ValueError(
+            "`dprime` must be a non-empty finite real array (num_classes, h, w). "
+            f"Received: dprime.shape={dprime.shape}, dprime.dtype={dprime.dtype}"
+        )
+    dprime = dprime.astype(np.float64)
+    num_classes = dprime.shape[0]
+    names = _class_names(class_names, num_classes)
+    if limit is None:
+        limit = float(np.max(np.abs(dprime))) or 1.0
+    limit = validate_float("limit", limit, minimum=0.0, min_inclusive=False)
+
+    columns = min(num_classes, max(5, int(np.ceil(np.sqrt(num_classes)))))
+    rows = int(np.ceil(num_classes / columns))
+    panel = min(panel_size, 13.0 / columns)
+    height = rows * panel + 0.4 + (0.3 if title else 0.0)
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(columns * panel + 1.0, height), squeeze=False,
+        layout="constrained",
+    )
+    image = None
+    for index, axis in enumerate(axes.ravel()):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if index >= num_classes:
+            axis.set_axis_off()
+            continue
+        image = axis.imshow(
+            dprime[index], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
+        )
+        axis.set_title(names[index], fontsize=8)
+    colour_bar = figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, pad=0.02)
+    colour_bar.set_label("d′", fontsize=8)
+    colour_bar.ax.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return figure

@@ -1,6 +1,7 @@
 """Pure analysis functions: numbers in, numbers out."""
 
 from tfemergent.analysis.entropy import binned_entropy
+from tfemergent.analysis.grid_usage import grid_usage
 from tfemergent.analysis.task_split import (
     TaskSplit,
     evaluate_task_split,
@@ -35,6 +36,7 @@ __all__ = [
     "evaluate_task_split",
     "greedy_assignment",
     "greedy_split",
+    "grid_usage",
     "index_history",
     "number_similarity",
     "preference_map",

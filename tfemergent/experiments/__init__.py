@@ -4,8 +4,8 @@ Each experiment module provides ``NAME``, ``DESCRIPTION``, ``add_arguments``,
 ``config_from_args`` and ``run(config)``.
 """
 
-from tfemergent.experiments import hierarchy, spatial_split, urn_spheres
+from tfemergent.experiments import hierarchy, reset, spatial_split, urn_spheres
 
-EXPERIMENTS = {module.NAME: module for module in (spatial_split, urn_spheres, hierarchy)}
+EXPERIMENTS = {module.NAME: module for module in (spatial_split, urn_spheres, hierarchy, reset)}
 
 __all__ = ["EXPERIMENTS"]

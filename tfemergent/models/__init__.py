@@ -1,12 +1,14 @@
 """Models of tfemergent: one module per paper."""
 
 from tfemergent.models.hierarchy_layout import HierarchyLayout
+from tfemergent.models.reset_network import ResetNetwork
 from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.models.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
 
 __all__ = [
     "HierarchyLayout",
     "PAPER_HIDDEN_UNITS",
+    "ResetNetwork",
     "SelfOrganisingHierarchy",
     "build_spatial_network",
 ]
