@@ -6,7 +6,9 @@ import pytest
 from docstring_examples import assert_docstring_examples
 
 MODULES = [
+    "tfemergent.search.evolutionary_search",
     "tfemergent.search.hill_climbing",
+    "tfemergent.search.location_space",
     "tfemergent.search.random_search",
     "tfemergent.search.receptive_field_space",
     "tfemergent.search.search_runner",
@@ -26,7 +28,9 @@ def test_public_api():
     from tfemergent import search
 
     assert sorted(search.__all__) == [
+        "EvolutionarySearch",
         "HillClimbing",
+        "LocationSpace",
         "RandomSearch",
         "ReceptiveFieldSpace",
         "SearchResult",
@@ -40,6 +44,6 @@ def test_public_api():
     ]
     for name in search.__all__:
         assert getattr(search, name).__doc__
-    for name in ("HillClimbing", "RandomSearch", "ReceptiveFieldSpace", "SearchResult", "SearchRunner", "SearchSpace",
-                 "SearchStrategy", "Trial"):
+    for name in ("EvolutionarySearch", "HillClimbing", "LocationSpace", "RandomSearch", "ReceptiveFieldSpace",
+                 "SearchResult", "SearchRunner", "SearchSpace", "SearchStrategy", "Trial"):
         assert "Example" in getattr(search, name).__doc__

@@ -1,8 +1,9 @@
 """Ask/tell search strategies and a resumable runner.
 
-A `SearchSpace` says what the candidates are; a `SearchStrategy`
-(`HillClimbing`, `RandomSearch`) proposes `Trial`s with ``ask()`` and learns from
-their results with ``tell()``; a `SearchRunner` runs that loop with an evaluation
+A `SearchSpace` (e.g. `ReceptiveFieldSpace`, `LocationSpace`) says what the
+candidates are; a `SearchStrategy` (`HillClimbing`, `RandomSearch`,
+`EvolutionarySearch`) proposes `Trial`s with ``ask()`` and learns from their
+results with ``tell()``; a `SearchRunner` runs that loop with an evaluation
 function of the caller, checkpoints after every evaluation, resumes a killed
 search to the same result, and can evaluate a batch on any executor.
 
@@ -10,7 +11,9 @@ Pure numpy and the standard library: nothing here imports TensorFlow or Keras,
 so evaluation workers and other systems can use it on its own.
 """
 
+from tfemergent.search.evolutionary_search import EvolutionarySearch
 from tfemergent.search.hill_climbing import HillClimbing
+from tfemergent.search.location_space import LocationSpace
 from tfemergent.search.random_search import RandomSearch
 from tfemergent.search.receptive_field_space import ReceptiveFieldSpace
 from tfemergent.search.search_runner import SearchResult
@@ -23,7 +26,9 @@ from tfemergent.search.search_strategy import SearchStrategy
 from tfemergent.search.trial import Trial
 
 __all__ = [
+    "EvolutionarySearch",
     "HillClimbing",
+    "LocationSpace",
     "RandomSearch",
     "ReceptiveFieldSpace",
     "SearchResult",
