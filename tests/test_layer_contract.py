@@ -521,3 +521,42 @@ def test_late_cpu_split_is_reported_not_crashed(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PROBLEM: TensorFlow was initialised before tests/conftest.py" in result.stdout
     assert "SKIPPED: MirroredStrategy needs 2 logical CPUs" in result.stdout
+
+
+# --------------------------------------------------------------------------- tfemergent layers
+# Neuron hierarchical networks: the masked convolution and the add-on neurons.
+
+from tfemergent.layers import AddOnConv2D, MaskedConv2D  # noqa: E402
+
+test_masked_conv2d_layer_contract = layer_contract_test(
+    MaskedConv2D,
+    {"filters": 3, "kernel_size": 3, "activation": "relu", "bias_initializer": "ones"},
+    (5, 5, 2),
+    expected_output_shape=(5, 5, 3),
+    invalid_kwargs=[
+        ({"filters": 0}, "filters"),
+        ({"filters": 2.5}, "filters"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"kernel_size": (3, 3)}, "kernel_size"),
+        ({"activation": "no_such_activation"}, "activation"),
+        ({"use_bias": 1}, "use_bias"),
+        ({"kernel_initializer": "no_such_initializer"}, "kernel_initializer"),
+    ],
+)
+
+test_addon_conv2d_layer_contract = layer_contract_test(
+    AddOnConv2D,
+    {"filters": 3, "kernel_size": 5, "connection_density": 0.5, "use_bias": True, "seed": 4},
+    (5, 5, 2),
+    expected_output_shape=(5, 5, 3),
+    invalid_kwargs=[
+        ({"filters": 0}, "filters"),
+        ({"kernel_size": 1}, "kernel_size=1"),
+        ({"kernel_size": 4}, "kernel_size=4"),
+        ({"kernel_size": 3.0}, "kernel_size=3.0"),
+        ({"connection_density": 0.0}, "connection_density"),
+        ({"connection_density": 1.5}, "connection_density"),
+        ({"seed": -1}, "seed"),
+        ({"bias_regularizer": "no_such_regularizer"}, "bias_regularizer"),
+    ],
+)

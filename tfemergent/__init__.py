@@ -22,12 +22,14 @@ from tfemergent import analysis  # noqa: E402,F401
 from tfemergent import callbacks  # noqa: E402,F401
 from tfemergent import datasets  # noqa: E402,F401
 from tfemergent import geometry  # noqa: E402,F401
+from tfemergent import initializers  # noqa: E402,F401
 from tfemergent import kernels  # noqa: E402,F401
 from tfemergent import layers  # noqa: E402,F401
 from tfemergent import losses  # noqa: E402,F401
 from tfemergent import metrics  # noqa: E402,F401
 from tfemergent import models  # noqa: E402,F401
 from tfemergent import probes  # noqa: E402,F401
+from tfemergent import pruning  # noqa: E402,F401
 from tfemergent import regularizers  # noqa: E402,F401
 from tfemergent import search  # noqa: E402,F401
 from tfemergent.version import __version__  # noqa: E402,F401

@@ -2,6 +2,13 @@
 
 from tfemergent.analysis.entropy import binned_entropy
 from tfemergent.analysis.grid_usage import grid_usage
+from tfemergent.analysis.kernel_sensitivity import (
+    kernel_sensitivities,
+    kernel_sensitivity,
+    prunable_layers,
+    select_kernels,
+    sensitivity_threshold,
+)
 from tfemergent.analysis.task_split import (
     TaskSplit,
     evaluate_task_split,
@@ -38,8 +45,13 @@ __all__ = [
     "greedy_split",
     "grid_usage",
     "index_history",
+    "kernel_sensitivities",
+    "kernel_sensitivity",
     "number_similarity",
     "preference_map",
+    "prunable_layers",
+    "select_kernels",
+    "sensitivity_threshold",
     "sorted_weight_matrix",
     "task_accuracies",
     "topography_index",

@@ -2,6 +2,7 @@
 
 from tfemergent.models.hierarchy_layout import HierarchyLayout
 from tfemergent.models.reset_network import ResetNetwork
+from tfemergent.models.segment_cnn import SegmentCNN
 from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.models.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
 
@@ -9,6 +10,7 @@ __all__ = [
     "HierarchyLayout",
     "PAPER_HIDDEN_UNITS",
     "ResetNetwork",
+    "SegmentCNN",
     "SelfOrganisingHierarchy",
     "build_spatial_network",
 ]

@@ -1,0 +1,14 @@
+"""Kernel pruning that really shrinks the model (Neuron Hierarchical Networks).
+
+The measure lives in `tfemergent.analysis` (`kernel_sensitivity`, `select_kernels`);
+this package holds the verbs: `prune_kernels` sets masks, `dead_neurons` finds the
+channels left without input or output, `shrink` rebuilds the smaller network.
+`tfemergent.callbacks.PruningSchedule` prunes gradually during ``fit``.
+"""
+
+from tfemergent.pruning.dead_neurons import dead_neurons
+from tfemergent.pruning.prune_kernels import prune_kernels
+from tfemergent.pruning.pruning_report import PruningReport
+from tfemergent.pruning.shrink import shrink
+
+__all__ = ["PruningReport", "dead_neurons", "prune_kernels", "shrink"]
