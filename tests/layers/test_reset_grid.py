@@ -34,10 +34,22 @@ test_reset_grid_contract = layer_contract_test(
         ({"subnetwork": {"padding": "causal"}}, "padding"),
         ({"subnetwork": {"activation": "no_such_activation"}}, "activation"),
         ({"subnetwork": {"output_activation": 3}}, "output_activation"),
+        ({"subnetwork": {"activation": "softmax"}}, "element by element"),
         ({"subnetwork": {"block": "residual", "padding": "valid"}}, "padding"),
         # 8 -> 4 -> 2 -> 1 -> 0 after four poolings: refused at build.
         ({"subnetwork": {"conv_filters": [1, 1, 1, 1]}}, "input_shape=(4, 8, 8, 1)"),
     ],
+)
+
+# Two plain stages: the second convolution is grouped (custom input gradient), the first
+# pools before its bias; both must survive saving, export, XLA and distribution.
+test_reset_grid_two_stage_contract = layer_contract_test(
+    ResetGrid,
+    {"grid_size": 2, "subnetwork": {"conv_filters": [2, 3], "dense_units": [3]},
+     "grid_width": 4, "seed": 3},
+    input_shape=(8, 8, 1),
+    expected_output_shape=(4, 4),
+    checks=("models", "saving", "distribution", "jit", "determinism"),
 )
 
 SPECS = {
@@ -54,6 +66,12 @@ SPECS = {
         "activation": "tanh",
         "output_activation": "sigmoid",
     },
+    # Max pooling + relu pools before the bias (pool-first); grouped conv, even kernel, VALID.
+    "valid_max": {"conv_filters": [2, 2], "kernel_size": 2, "padding": "valid", "dense_units": [3]},
+    # Odd kernel, VALID, no pooling: 8 -> 6 -> 4.
+    "valid_odd": {"conv_filters": [2, 2], "padding": "valid", "pooling": "none", "dense_units": []},
+    # gelu is not monotonic: max pooling stays after the activation.
+    "gelu_max": {"conv_filters": [2, 3], "dense_units": [3], "activation": "gelu"},
 }
 
 
@@ -167,6 +185,76 @@ def test_xla_layout_computes_the_same_grid(spec_name, monkeypatch):
     assert seen == [True] and not reset_grid_module._in_xla_context()
     monkeypatch.setattr(reset_grid_module, "_in_xla_context", lambda: True)
     np.testing.assert_allclose(layer(images).numpy(), grid, atol=1e-5)
+
+
+def _stacked_and_loop_gradients(layer, images):
+    """Gradients of sum(sin(grid)) w.r.t. the stacked weights and the images, and the same
+    from the `subnetwork_model` of every sub-network (the sum over its block)."""
+    images = tf.convert_to_tensor(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = tf.reduce_sum(tf.sin(layer(images)))
+    stacked = tape.gradient(loss, layer.trainable_weights + [images])
+    per_network, image_grad = [], 0.0
+    for index in range(layer.num_subnetworks):
+        model = layer.subnetwork_model(index)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            loss = tf.reduce_sum(tf.sin(model(images)))
+        grads = tape.gradient(loss, model.trainable_weights + [images])
+        per_network.append({w.path: g for w, g in zip(model.trainable_weights, grads)})
+        image_grad += grads[-1]
+    return stacked, per_network, image_grad
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+@pytest.mark.parametrize("layout", ["channels", "channels_im2col", "leading"])
+def test_gradients_equal_subnetwork_models(spec_name, layout, monkeypatch):
+    """The gradients of every path = those of the n*n Keras sub-models, weight by weight."""
+    if layout == "leading":  # the XLA layout, run eagerly
+        monkeypatch.setattr(reset_grid_module, "_in_xla_context", lambda: True)
+    # The shared-input convolutions as im2col + matmul (else: 4 networks, too few channels).
+    minimum = 1 if layout == "channels_im2col" else reset_grid_module.IM2COL_MIN_CHANNELS
+    monkeypatch.setattr(reset_grid_module, "IM2COL_MIN_CHANNELS", minimum)
+    layer = ResetGrid(2, SPECS[spec_name], grid_width=4, seed=6)
+    images = _images((3, 8, 8, 2), seed=1)
+    layer(images)
+    _randomise_biases(layer)
+    stacked, per_network, image_grad = _stacked_and_loop_gradients(layer, images)
+    for weight, grad in zip(layer.trainable_weights, stacked):
+        sublayer, name = weight.path.split("/")[-2:]
+        for index, grads in enumerate(per_network):
+            expected = [g for path, g in grads.items() if path.endswith(f"{sublayer}/{name}")]
+            assert len(expected) == 1, (weight.path, list(grads))
+            np.testing.assert_allclose(
+                tf.convert_to_tensor(grad).numpy()[index], expected[0].numpy(),
+                rtol=1e-4, atol=1e-5, err_msg=f"{weight.path}[{index}]",
+            )
+    np.testing.assert_allclose(stacked[-1].numpy(), image_grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding", [(3, "SAME"), (2, "SAME"), (4, "SAME"), (3, "VALID"), (2, "VALID")]
+)
+def test_grouped_conv2d_gradients_equal_tf_conv2d(kernel_size, padding):
+    """The custom input gradient (a forward conv of the flipped kernel) = TensorFlow's."""
+    groups, channels, filters = 3, 2, 4
+    inputs = tf.constant(_images((2, 7, 6, groups * channels), seed=2))
+    kernel = tf.constant(_images((kernel_size, kernel_size, channels, groups * filters), seed=3))
+    upstream = _images((2, 7, 6, groups * filters) if padding == "SAME" else
+                       (2, 8 - kernel_size, 7 - kernel_size, groups * filters), seed=4)
+    results = []
+    for conv in (
+        lambda x, k: tf.nn.conv2d(x, k, strides=1, padding=padding),
+        lambda x, k: reset_grid_module._grouped_conv2d(x, k, groups, padding),
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, kernel])
+            outputs = conv(inputs, kernel)
+            loss = tf.reduce_sum(outputs * upstream)
+        results.append([outputs] + tape.gradient(loss, [inputs, kernel]))
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_subnetwork_model_arguments():

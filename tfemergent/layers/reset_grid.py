@@ -9,8 +9,21 @@ import tensorflow as tf
 from tfemergent.utils.validation import validate_choice, validate_int, validate_seed
 
 BLOCKS = ("plain", "residual")
+# Activations that normalise over the last axis: not allowed inside the sub-networks.
+NON_ELEMENTWISE_ACTIVATIONS = ("softmax", "log_softmax")
 PADDINGS = ("same", "valid")
 POOLINGS = ("max", "average", "none")
+# Without XLA, a convolution of the shared input with at least this many output
+# channels (num_networks * filters) runs as im2col + one matmul, fewer as one
+# tf.nn.conv2d: at n = 8 (512 channels) the matmul was 4-8% faster per training
+# step, at n = 4 (128 channels) 7-8% slower (benchmarks/bench_reset_step.py shapes).
+IM2COL_MIN_CHANNELS = 256
+# Non-decreasing activations: they commute with max pooling, so a plain stage
+# can pool before adding the bias and applying the activation (see `call`).
+NON_DECREASING_ACTIVATIONS = (
+    "elu", "hard_sigmoid", "leaky_relu", "linear", "relu", "relu6", "selu", "sigmoid",
+    "softplus", "softsign", "tanh",
+)
 
 # The default sub-network: two 3x3 conv layers with 2x2 max pooling, one hidden
 # dense layer, linear outputs (the grid units).
@@ -87,6 +100,14 @@ def normalize_subnetwork(subnetwork):
     spec["pool_size"] = validate_int("subnetwork['pool_size']", spec["pool_size"], minimum=1)
     spec["dense_units"] = _validate_int_list("dense_units", spec["dense_units"])
     spec["activation"] = _validate_activation("activation", spec["activation"])
+    if spec["activation"] in NON_ELEMENTWISE_ACTIVATIONS:
+        raise ValueError(
+            "Argument `subnetwork`: subnetwork['activation'] must act element by element "
+            f"(the sub-networks' feature maps are side by side in the channels, and "
+            f"{spec['activation']!r} normalises across channels, which would mix the "
+            "sub-networks). Use it as subnetwork['output_activation'] instead. "
+            f"Received: subnetwork['activation']={spec['activation']!r}"
+        )
     spec["output_activation"] = _validate_activation(
         "output_activation", spec["output_activation"]
     )
@@ -109,6 +130,58 @@ def _in_xla_context():
     if tf.executing_eagerly():
         return False
     return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+
+
+def _grouped_conv2d(inputs, kernel, num_groups, padding):
+    """A grouped 2-D convolution (stride 1) whose input gradient is a forward one.
+
+    ``inputs`` ``(batch, h, w, num_groups * c)`` and ``kernel`` ``(k, k, c,
+    num_groups * f)``, groups side by side in the channels, as for
+    ``tf.nn.conv2d``; ``padding`` is ``"SAME"`` or ``"VALID"``. The same numbers
+    as ``tf.nn.conv2d``, but the gradient with respect to ``inputs`` is computed
+    as a forward grouped convolution of the (padded) upstream gradient with the
+    spatially flipped kernel, in and out channels swapped: oneDNN's backward-data
+    kernel for grouped convolutions with a few channels per group is about 1.5x
+    slower than its forward kernel (8 -> 16 channels, 64 groups, on 2 CPU cores).
+    The kernel gradient is TensorFlow's ``Conv2DBackpropFilter``.
+    """
+    size, _, channels, total = kernel.shape
+    filters = total // num_groups
+    # TensorFlow's SAME pads k - 1 in all, the extra one after; VALID pads none.
+    before = (size - 1) // 2 if padding == "SAME" else 0
+
+    @tf.custom_gradient
+    def convolve(inputs, kernel):
+        outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding=padding)
+
+        def grad(upstream):
+            # (k, k, c, g * f) -> flipped (k, k, f, g * c), groups kept in order.
+            flipped = tf.reshape(kernel, [size, size, channels, num_groups, filters])
+            flipped = tf.transpose(flipped[::-1, ::-1], [0, 1, 4, 3, 2])
+            flipped = tf.reshape(flipped, [size, size, filters, num_groups * channels])
+            if padding == "SAME" and size % 2:  # symmetric: the transpose is SAME too
+                grad_inputs = tf.nn.conv2d(upstream, flipped, strides=1, padding="SAME")
+            else:  # pad the upstream gradient to a "full" convolution, then VALID
+                rows_before = size - 1 - before
+                rows_after = inputs.shape[1] + size - 1 - upstream.shape[1] - rows_before
+                cols_after = inputs.shape[2] + size - 1 - upstream.shape[2] - rows_before
+                padded = tf.pad(
+                    upstream,
+                    [[0, 0], [rows_before, rows_after], [rows_before, cols_after], [0, 0]],
+                )
+                grad_inputs = tf.nn.conv2d(padded, flipped, strides=1, padding="VALID")
+            grad_kernel = tf.raw_ops.Conv2DBackpropFilter(
+                input=inputs,
+                filter_sizes=tf.shape(kernel),
+                out_backprop=upstream,
+                strides=[1, 1, 1, 1],
+                padding=padding,
+            )
+            return grad_inputs, grad_kernel
+
+        return outputs, grad
+
+    return convolve(inputs, kernel)
 
 
 class _StackedInitializer:
@@ -180,18 +253,33 @@ class _StackedConv2D(keras.layers.Layer):
             name="bias", shape=(self.num_networks, self.filters), initializer=self.bias_initializer
         )
 
-    def call(self, inputs, layout="channels"):
+    def call(self, inputs, layout="channels", add_bias=True):
         kernel = tf.cast(self.kernel, self.compute_dtype)
-        bias = tf.cast(self.bias, self.compute_dtype)
         num, size, _, channels, filters = kernel.shape
         if layout == "channels":
             # (g, k, k, c, f) -> (k, k, c, g * f): output channels group-major; a
-            # non-shared input has g * c channels, so conv2d runs g groups.
+            # non-shared input has g * c channels, so the convolution has g groups.
             kernel = tf.reshape(
                 tf.transpose(kernel, [1, 2, 3, 0, 4]), [size, size, channels, num * filters]
             )
-            outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding=self.padding.upper())
-            return outputs + tf.reshape(bias, [-1])
+            if self.shared_input and num * filters >= IM2COL_MIN_CHANNELS:
+                # (batch, h', w', k*k*c) patches, (kh, kw, c)-major like the kernel rows.
+                patches = tf.image.extract_patches(
+                    inputs, [1, size, size, 1], [1, 1, 1, 1], [1, 1, 1, 1],
+                    padding=self.padding.upper(),
+                )
+                outputs = tf.matmul(
+                    tf.reshape(patches, [-1, size * size * channels]),
+                    tf.reshape(kernel, [size * size * channels, num * filters]),
+                )
+                outputs = tf.reshape(
+                    outputs, [-1, patches.shape[1], patches.shape[2], num * filters]
+                )
+            elif self.shared_input:
+                outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding=self.padding.upper())
+            else:
+                outputs = _grouped_conv2d(inputs, kernel, num, self.padding.upper())
+            return self.add_bias(outputs, layout) if add_bias else outputs
         # "leading": sums of input windows times kernel taps, as XLA dots.
         spatial_axis = 1 if self.shared_input else 2
         windows = self._windows(inputs, spatial_axis)
@@ -206,6 +294,13 @@ class _StackedConv2D(keras.layers.Layer):
                 row, col = divmod(tap, size)
                 outputs += tf.matmul(tf.reshape(window, [num, -1, channels]), kernel[:, row, col])
             outputs = tf.reshape(outputs, [num, -1, height, width, filters])
+        return self.add_bias(outputs, layout) if add_bias else outputs
+
+    def add_bias(self, outputs, layout="channels"):
+        """``outputs`` of `call` with ``add_bias=False`` (then possibly pooled) plus the bias."""
+        bias = tf.cast(self.bias, self.compute_dtype)
+        if layout == "channels":  # BiasAdd: its gradient is much faster than a Sum
+            return tf.nn.bias_add(outputs, tf.reshape(bias, [-1]))
         return outputs + bias[:, None, None, None, :]
 
     def _windows(self, inputs, axis):
@@ -298,19 +393,36 @@ class ResetGrid(keras.layers.Layer):
     weight is stacked with a leading axis of size ``n * n`` (a conv kernel
     ``(n*n, k, k, c_in, c_out)``, a dense kernel ``(n*n, d_in, d_out)``) and
     the dense layers are batched matmuls. Without XLA, the sub-networks'
-    feature maps lie side by side in the channels: the first convolution,
-    which reads the shared image, is one ordinary convolution with ``n * n *
-    c_out`` output channels, the next ones are grouped convolutions
-    (``tf.nn.conv2d`` with ``n * n`` groups), and pooling and activations act
-    on all sub-networks at once. Under XLA (``jit_compile=True``), whose CPU
-    compiler expands grouped convolutions into dense ones (``n * n`` times the
-    work), the sub-networks are folded into a leading axis and every
-    convolution is computed as batched matmuls of shifted input windows, the
-    pooling as a reshape and a reduction. Both give the same numbers. Measured
-    on 2 CPU cores for ``Reset(8, 32)`` with the default sub-network, batch 32
-    of 32x32 images, forward + backward: grouped conv without XLA about 0.2 s,
-    the matmul form under XLA about 0.5 s, the grouped conv under XLA over 30 s
-    (so on CPU, train without XLA, as Keras' ``jit_compile="auto"`` does).
+    feature maps lie side by side in the channels: the first convolution, which
+    reads the shared image, is one convolution with ``n * n * c_out`` output
+    channels (as im2col + one matmul from `IM2COL_MIN_CHANNELS` = 256 output
+    channels on, e.g. at n = 8), the next ones are grouped convolutions
+    (``tf.nn.conv2d`` with ``n * n`` groups, whose input gradient is computed
+    as a forward grouped convolution of the flipped kernel: faster than
+    TensorFlow's backward-data kernel), and pooling and activations act on all
+    sub-networks at once. A plain stage with max pooling and a non-decreasing
+    activation (`NON_DECREASING_ACTIVATIONS`) pools before it adds the bias and
+    applies the activation: the same numbers, ``pool_size**2`` times fewer
+    values for the bias, the activation and their gradients. Under XLA
+    (``jit_compile=True``), whose CPU compiler expands grouped convolutions
+    into dense ones (``n * n`` times the work), the sub-networks are folded
+    into a leading axis and every convolution is computed as batched matmuls of
+    shifted input windows, the pooling as a reshape and a reduction. Both give
+    the same numbers.
+
+    Measured on 2 CPU cores (``benchmarks/bench_reset_step.py``, section "Reset
+    network step" of ``benchmarks/RESULTS.md``), one training step of
+    ``Reset(8, 32)`` with the default sub-network and a dense head, batch 32 of
+    32x32 images, Adam: about 0.08 s without XLA on a quiet machine, 0.2 s
+    under XLA; the same function as a Python loop of the 64 sub-networks as
+    Keras models 0.12 s (0.28 s under XLA). Vectorising removes the loop's
+    per-op overhead, not arithmetic: the gain is about 1.5x at batch 32 and
+    about 1x at batch 128. The grouped convolution under XLA takes over 30 s (so on
+    CPU, train without XLA, as Keras' ``jit_compile="auto"`` does). im2col +
+    one batched matmul per grouped convolution, per-tap matmuls and
+    channels-first layouts were 1.8-9x slower than the grouped convolution on
+    CPU.
+
     Every architecture that ``subnetwork`` can describe (plain or residual conv
     stages, pooling, dense layers, and ``conv_filters=[]`` for MLP
     sub-networks) runs on both paths. Keras-model factories are not accepted:
@@ -539,24 +651,41 @@ class ResetGrid(keras.layers.Layer):
             x = x[..., None]
         batch = tf.shape(x)[0]
         layers = {layer.name: layer for layer in self._sublayers}
+        # Without XLA, a plain stage with max pooling and a non-decreasing
+        # activation pools first: max(act(z + b)) = act(max(z) + b) exactly
+        # (floating-point rounding is monotonic too), and the bias, the activation
+        # and their gradients then run on pool_size**2 times fewer values. (XLA
+        # fuses them into the convolution's consumers anyway; there it measured
+        # slower.)
+        pool_first = (
+            layout == "channels"
+            and spec["block"] == "plain"
+            and spec["pooling"] == "max"
+            and spec["activation"] in NON_DECREASING_ACTIVATIONS
+        )
         shared = True
         for stage, filters in enumerate(spec["conv_filters"]):
             names = self._stage_names(stage)
-            hidden = activation(layers[names[0]](x, layout=layout))
-            if spec["block"] == "plain":
-                x = hidden
+            conv = layers[names[0]]
+            if pool_first:
+                x = self._pool(conv(x, layout=layout, add_bias=False), layout)
+                x = activation(conv.add_bias(x, layout))
             else:
-                hidden = layers[names[1]](hidden, layout=layout)
-                if names[2] in layers:
-                    shortcut = layers[names[2]](x, layout=layout)
-                elif not shared:
-                    shortcut = x
-                elif layout == "channels":  # identity of the shared input, per network
-                    shortcut = tf.tile(x, [1, 1, 1, num])
+                hidden = activation(conv(x, layout=layout))
+                if spec["block"] == "plain":
+                    x = hidden
                 else:
-                    shortcut = tf.tile(x[None], [num, 1, 1, 1, 1])
-                x = activation(hidden + shortcut)
-            x = self._pool(x, layout)
+                    hidden = layers[names[1]](hidden, layout=layout)
+                    if names[2] in layers:
+                        shortcut = layers[names[2]](x, layout=layout)
+                    elif not shared:
+                        shortcut = x
+                    elif layout == "channels":  # identity of the shared input, per network
+                        shortcut = tf.tile(x, [1, 1, 1, num])
+                    else:
+                        shortcut = tf.tile(x[None], [num, 1, 1, 1, 1])
+                    x = activation(hidden + shortcut)
+                x = self._pool(x, layout)
             shared = False
         # Flatten each sub-network's feature map (row-major, channels last).
         if shared:
