@@ -80,12 +80,14 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--num-train", type=int, default=None)
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="d' threshold of a preference (default 2, the paper's)")
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
     args = parser.parse_args()
     extra = {}
     if args.grid_sizes:
         extra["grid_sizes"] = tuple(int(n) for n in args.grid_sizes.split(","))
-    for key in ("epochs", "num_train", "runs"):
+    for key in ("epochs", "num_train", "runs", "threshold"):
         if getattr(args, key) is not None:
             extra[key] = getattr(args, key)
     main(args.part, args.output, **extra)

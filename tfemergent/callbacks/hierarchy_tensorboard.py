@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import plotting
+from tfemergent.callbacks._checks import describe, received, validate_labels, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.probes.logistic_regression_probe import LogisticRegressionProbe
@@ -192,7 +193,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
             if self.probe_data is not None:
                 tf.summary.scalar("hierarchy/probe_accuracy", self.probe_accuracy())
             boxes = _code_boxes(model)
-            _images(
+            write_images(
                 "hierarchy/feature_map",
                 [
                     plotting.plot_feature_map(
@@ -203,7 +204,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
                 ],
             )
             self._log_receptive_fields(model, maps)
-            _images(
+            write_images(
                 "hierarchy/codes",
                 [
                     plotting.plot_codes(codes, title=f"codes of image {index}")
@@ -259,7 +260,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
             maps.mean(axis=0), model.receptive_fields, _code_boxes(model), model.image_shape,
             window_size=model.window_size, title=_RECEPTIVE_FIELDS_TITLE,
         )
-        _images("hierarchy/receptive_fields", [figure])
+        write_images("hierarchy/receptive_fields", [figure])
 
     # ------------------------------------------------------------------ config
 
@@ -296,18 +297,6 @@ class HierarchyTensorBoard(EpochSummaryCallback):
 # ---------------------------------------------------------------------- validation
 
 
-def _describe(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _received(name, value, array):
-    """``Received: name.shape=..., name.dtype=...`` for arrays, ``name=repr`` otherwise."""
-    if array is not None and array.dtype != object:
-        return f"Received: {name}.shape={array.shape}, {name}.dtype={array.dtype}"
-    return f"Received: {name}={_describe(value)}"
-
-
 def _validate_images(name, images):
     """``images`` as float32 ``(B, ih, iw)``, ``B >= 1``, finite."""
     try:
@@ -324,7 +313,7 @@ def _validate_images(name, images):
     if not valid:
         raise ValueError(
             f"Argument `{name}` must be a numeric array of at least one image, "
-            f"(B, ih, iw) or (B, ih, iw, 1). {_received(name, images, array)}"
+            f"(B, ih, iw) or (B, ih, iw, 1). {received(name, images, array)}"
         )
     array = array.astype(np.float32)
     if array.ndim == 4:
@@ -337,44 +326,25 @@ def _validate_images(name, images):
     return array
 
 
-def _validate_labels(name, labels, num_images):
-    try:
-        array = np.asarray(keras.ops.convert_to_numpy(labels))
-    except (TypeError, ValueError):
-        array = None
-    if (
-        array is None
-        or array.ndim != 1
-        or array.dtype == bool
-        or not np.issubdtype(array.dtype, np.integer)
-        or len(array) != num_images
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be 1-D integer class labels, one per image "
-            f"({num_images}). {_received(name, labels, array)}"
-        )
-    return array.astype(np.int64)
-
-
 def _validate_probe_data(probe_data):
     if probe_data is None:
         return None
     if not isinstance(probe_data, (tuple, list)) or len(probe_data) != 4:
-        received = f"Received: probe_data={_describe(probe_data)}"
+        detail = f"Received: probe_data={describe(probe_data)}"
         if isinstance(probe_data, (tuple, list)):
-            received = f"Received: a {type(probe_data).__name__} of {len(probe_data)} entries"
+            detail = f"Received: a {type(probe_data).__name__} of {len(probe_data)} entries"
         elif isinstance(probe_data, np.ndarray):
-            received = f"Received: probe_data.shape={probe_data.shape}"
+            detail = f"Received: probe_data.shape={probe_data.shape}"
         raise ValueError(
             "Argument `probe_data` must be None or a tuple (train_images, train_labels, "
-            f"test_images, test_labels). {received}"
+            f"test_images, test_labels). {detail}"
         )
     train_images = _validate_images("probe_data[0] (train_images)", probe_data[0])
-    train_labels = _validate_labels(
+    train_labels = validate_labels(
         "probe_data[1] (train_labels)", probe_data[1], len(train_images)
     )
     test_images = _validate_images("probe_data[2] (test_images)", probe_data[2])
-    test_labels = _validate_labels("probe_data[3] (test_labels)", probe_data[3], len(test_images))
+    test_labels = validate_labels("probe_data[3] (test_labels)", probe_data[3], len(test_images))
     if train_images.shape[1:] != test_images.shape[1:]:
         raise ValueError(
             "The training and test images of `probe_data` must have the same shape. "
@@ -397,7 +367,7 @@ def _validate_probe(probe):
     if not isinstance(probe, LogisticRegressionProbe):
         raise ValueError(
             "Argument `probe` must be None, a LogisticRegressionProbe or its config dict. "
-            f"Received: probe={_describe(probe)}"
+            f"Received: probe={describe(probe)}"
         )
     return probe
 
@@ -433,10 +403,3 @@ def _codes_from_maps(model, maps):
         row, col, rows, cols = model.layout.code_box(k)
         codes.append(maps[:, row:row + rows, col:col + cols].reshape(len(maps), rows * cols))
     return np.stack(codes, axis=1)
-
-
-def _images(tag, figures):
-    """Write ``figures`` (of one size) as one image summary with ``len(figures)`` outputs."""
-    pngs = [plotting.figure_to_png(figure) for figure in figures]
-    batch = tf.stack([tf.image.decode_png(png, channels=3) for png in pngs])
-    tf.summary.image(tag, batch, max_outputs=len(pngs))

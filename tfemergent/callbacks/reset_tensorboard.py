@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfemergent import analysis, plotting
 from tfemergent.analysis.topography import _validate_connectivity
+from tfemergent.callbacks._checks import as_array, describe, received, validate_labels, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.utils.validation import (
     validate_bool,
@@ -306,7 +307,7 @@ class ResetTensorBoard(EpochSummaryCallback):
             for key in MEASURES:
                 if record[key] is not None:
                     tf.summary.scalar(f"reset/{key}", record[key])
-            _image(
+            write_images(
                 "reset/preference_map",
                 plotting.plot_preference_map(
                     pmap, self.num_classes, self.class_names, _block_width(model, self.level,
@@ -318,7 +319,7 @@ class ResetTensorBoard(EpochSummaryCallback):
                     ordered=isinstance(self.similarity, str),
                 ),
             )
-            _image(
+            write_images(
                 "reset/dprime_maps",
                 plotting.plot_dprime_maps(
                     dprime, self.class_names, title=f"epoch {epoch}: d′ of each class"
@@ -429,28 +430,9 @@ class ResetTensorBoard(EpochSummaryCallback):
 # ---------------------------------------------------------------------- validation
 
 
-def _describe(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _as_array(value):
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _received(name, value, array):
-    """``Received: name.shape=..., name.dtype=...`` for arrays, ``name=repr`` otherwise."""
-    if array is not None and array.dtype != object:
-        return f"Received: {name}.shape={array.shape}, {name}.dtype={array.dtype}"
-    return f"Received: {name}={_describe(value)}"
-
-
 def _validate_images(images):
     """``images`` as finite float32 ``(N, h, w)`` or ``(N, h, w, c)``, ``N >= 1``."""
-    array = _as_array(images)
+    array = as_array(images)
     valid = (
         array is not None
         and array.dtype != bool
@@ -461,7 +443,7 @@ def _validate_images(images):
     if not valid:
         raise ValueError(
             "Argument `images` must be a numeric array of at least one image, (N, h, w) or "
-            f"(N, h, w, c). {_received('images', images, array)}"
+            f"(N, h, w, c). {received('images', images, array)}"
         )
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)):
@@ -473,19 +455,7 @@ def _validate_images(images):
 
 
 def _validate_labels(labels, num_images):
-    array = _as_array(labels)
-    if (
-        array is None
-        or array.ndim != 1
-        or array.dtype == bool
-        or not np.issubdtype(array.dtype, np.integer)
-        or len(array) != num_images
-    ):
-        raise ValueError(
-            f"Argument `labels` must be 1-D integer class labels, one per image ({num_images}). "
-            f"{_received('labels', labels, array)}"
-        )
-    array = array.astype(np.int64)
+    array = validate_labels("labels", labels, num_images)
     if array.min() < 0:
         raise ValueError(
             f"Argument `labels` must be class indices >= 0. Received: labels with minimum "
@@ -509,7 +479,7 @@ def _validate_class_names(class_names):
     ):
         raise ValueError(
             "Argument `class_names` must be None or a list of strings, one per class. "
-            f"Received: class_names={_describe(class_names)}"
+            f"Received: class_names={describe(class_names)}"
         )
     return list(class_names)
 
@@ -518,7 +488,7 @@ def _validate_similarity(similarity):
     """``None``, ``"number"`` or a finite float64 square matrix."""
     if similarity is None or (isinstance(similarity, str) and similarity in SIMILARITIES):
         return similarity
-    array = None if isinstance(similarity, str) else _as_array(similarity)
+    array = None if isinstance(similarity, str) else as_array(similarity)
     if (
         array is None
         or array.ndim != 2
@@ -530,7 +500,7 @@ def _validate_similarity(similarity):
     ):
         raise ValueError(
             "Argument `similarity` must be None, 'number' or a finite real (C, C) matrix "
-            f"with C >= 2. {_received('similarity', similarity, array)}"
+            f"with C >= 2. {received('similarity', similarity, array)}"
         )
     return array.astype(np.float64)
 
@@ -558,8 +528,3 @@ def _block_width(model, level, grid_shape):
     ):
         return None
     return rows // int(grid_size)
-
-
-def _image(tag, figure):
-    png = plotting.figure_to_png(figure)
-    tf.summary.image(tag, tf.image.decode_png(png, channels=3)[tf.newaxis])

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import analysis, plotting
+from tfemergent.callbacks._checks import describe, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
 from tfemergent.utils.validation import validate_float, validate_int
@@ -160,14 +161,14 @@ class URNTensorBoard(EpochSummaryCallback):
             tf.summary.scalar(f"{name}/mean_synaptic_length", structure.mean_synaptic_length)
 
         iterations = structure.first_active_iteration[structure.order]
-        _image(
+        write_images(
             f"{name}/sorted_weights",
             plotting.plot_sorted_weights(
                 analysis.sorted_weight_matrix(kernel, structure), iterations,
                 title=f"{name}: sorted |W|",
             ),
         )
-        _image(
+        write_images(
             f"{name}/activity",
             plotting.plot_activity(
                 _mean_activity(layer, x)[:, structure.order], iterations,
@@ -175,7 +176,7 @@ class URNTensorBoard(EpochSummaryCallback):
             ),
         )
         if layer.lattice is not None:
-            _image(
+            write_images(
                 f"{name}/connectomics",
                 plotting.plot_connectomics(
                     layer.lattice.lattice_coordinates(), kernel, structure.active,
@@ -237,14 +238,9 @@ def _validate_probe_data(probe_data):
         raise ValueError(
             "Argument `probe_data` must be a numeric array (B, ...) of at least one input "
             "sample of the URN layer, at least 2-D. "
-            f"Received: probe_data={_describe(probe_data)} (shape {shape})"
+            f"Received: probe_data={describe(probe_data)} (shape {shape})"
         )
     return array
-
-
-def _describe(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _all_layers(model):
@@ -286,8 +282,3 @@ def _mean_activity(layer, x):
         )
         total = total + np.abs(states).sum(axis=1)
     return total / len(x)
-
-
-def _image(tag, figure):
-    png = plotting.figure_to_png(figure)
-    tf.summary.image(tag, tf.image.decode_png(png, channels=3)[tf.newaxis])

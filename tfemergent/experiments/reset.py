@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from tfemergent import datasets
-from tfemergent.analysis import grid_usage, number_similarity
+from tfemergent.analysis import grid_usage
 from tfemergent.models.reset_network import ResetNetwork
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
@@ -307,7 +307,8 @@ def summarise(results, config):
     rows = []
     keys = sorted({(r["grid_size"], r["reconstruction"]) for r in results})
     for grid_size, reconstruction in keys:
-        group = [r for r in results if (r["grid_size"], r["reconstruction"]) == (grid_size, reconstruction)]
+        group = [r for r in results
+                 if (r["grid_size"], r["reconstruction"]) == (grid_size, reconstruction)]
         row = {"grid_size": grid_size, "reconstruction": reconstruction, "runs": len(group)}
         for key in ("accuracy", "final_clustering_index", "final_preferring_units",
                     "evenness", "gini", "polarised_fraction", "train_seconds"):
@@ -390,8 +391,8 @@ def plot_preference_maps(results, config, path):
         for edge in range(block, config.grid_width, block):
             axis.axhline(edge - 0.5, color="white", linewidth=0.6)
             axis.axvline(edge - 0.5, color="white", linewidth=0.6)
-        axis.set_title(f"Reset({result['grid_size']})" + (" + rec." if result["reconstruction"] else ""),
-                       fontsize=9)
+        suffix = " + rec." if result["reconstruction"] else ""
+        axis.set_title(f"Reset({result['grid_size']}){suffix}", fontsize=9)
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(f"{config.dataset}: preferred class per grid unit (grey: none)", fontsize=9)

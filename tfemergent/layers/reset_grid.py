@@ -6,7 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.utils.validation import validate_choice, validate_int, validate_seed
+from tfemergent.utils.validation import (
+    validate_choice,
+    validate_int,
+    validate_seed,
+    validate_spec,
+)
 
 BLOCKS = ("plain", "residual")
 # Activations that normalise over the last axis: not allowed inside the sub-networks.
@@ -77,21 +82,7 @@ def normalize_subnetwork(subnetwork):
     Returns:
         A new dict with every key, lists for the layer sizes (JSON-ready).
     """
-    if subnetwork is None:
-        subnetwork = {}
-    if not isinstance(subnetwork, dict):
-        raise ValueError(
-            "Argument `subnetwork` must be a dict of sub-network settings with keys "
-            f"{sorted(DEFAULT_SUBNETWORK)} (missing keys take the defaults "
-            f"{DEFAULT_SUBNETWORK}), or None. Received: subnetwork={subnetwork!r}"
-        )
-    unknown = sorted(set(subnetwork) - set(DEFAULT_SUBNETWORK))
-    if unknown:
-        raise ValueError(
-            f"Argument `subnetwork` has unknown keys {unknown}; the keys are "
-            f"{sorted(DEFAULT_SUBNETWORK)}. Received: subnetwork={subnetwork!r}"
-        )
-    spec = {**DEFAULT_SUBNETWORK, **subnetwork}
+    spec = validate_spec("subnetwork", subnetwork, DEFAULT_SUBNETWORK)
     spec["block"] = validate_choice("subnetwork['block']", spec["block"], BLOCKS)
     spec["conv_filters"] = _validate_int_list("conv_filters", spec["conv_filters"])
     spec["kernel_size"] = validate_int("subnetwork['kernel_size']", spec["kernel_size"], minimum=1)

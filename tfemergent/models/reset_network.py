@@ -6,10 +6,10 @@ import tensorflow as tf
 
 from tfemergent.layers.reset_grid import ResetGrid, normalize_subnetwork
 from tfemergent.utils.validation import (
-    validate_choice,
     validate_float,
     validate_int,
     validate_seed,
+    validate_spec,
 )
 
 # The network on the last grid: two conv stages and one hidden dense layer. The
@@ -26,7 +26,9 @@ DEFAULT_FINAL_NETWORK = {
     "activation": "relu",
 }
 # The reconstruction head: dense layers from the flattened grid to the image.
-DEFAULT_RECONSTRUCTION = {"dense_units": [256], "activation": "relu", "output_activation": "sigmoid"}
+DEFAULT_RECONSTRUCTION = {
+    "dense_units": [256], "activation": "relu", "output_activation": "sigmoid"
+}
 
 
 def _per_level(name, value, num_levels):
@@ -44,22 +46,11 @@ def _per_level(name, value, num_levels):
 
 def normalize_final_network(final_network):
     """The full final-network spec: `DEFAULT_FINAL_NETWORK` updated with ``final_network``."""
-    if final_network is None:
-        final_network = {}
-    if not isinstance(final_network, dict):
-        raise ValueError(
-            "Argument `final_network` must be a dict of network settings with keys "
-            f"{sorted(DEFAULT_FINAL_NETWORK)} (missing keys take the defaults "
-            f"{DEFAULT_FINAL_NETWORK}), or None. Received: final_network={final_network!r}"
-        )
-    unknown = sorted(set(final_network) - set(DEFAULT_FINAL_NETWORK))
-    if unknown:
-        raise ValueError(
-            f"Argument `final_network` has unknown keys {unknown}; the keys are "
-            f"{sorted(DEFAULT_FINAL_NETWORK)} (its outputs are set by `num_outputs` and "
-            f"`output_activation`). Received: final_network={final_network!r}"
-        )
-    spec = normalize_subnetwork({**DEFAULT_FINAL_NETWORK, **final_network})
+    final_network = validate_spec(
+        "final_network", final_network, DEFAULT_FINAL_NETWORK,
+        note="its outputs are set by `num_outputs` and `output_activation`",
+    )
+    spec = normalize_subnetwork(final_network)
     spec.pop("output_activation")
     return spec
 
@@ -76,13 +67,7 @@ def normalize_reconstruction(reconstruction):
             f"(the default head {DEFAULT_RECONSTRUCTION}) or a dict with some of its keys. "
             f"Received: reconstruction={reconstruction!r}"
         )
-    unknown = sorted(set(reconstruction) - set(DEFAULT_RECONSTRUCTION))
-    if unknown:
-        raise ValueError(
-            f"Argument `reconstruction` has unknown keys {unknown}; the keys are "
-            f"{sorted(DEFAULT_RECONSTRUCTION)}. Received: reconstruction={reconstruction!r}"
-        )
-    spec = {**DEFAULT_RECONSTRUCTION, **reconstruction}
+    spec = validate_spec("reconstruction", reconstruction, DEFAULT_RECONSTRUCTION)
     checked = normalize_subnetwork(
         {
             "dense_units": spec["dense_units"],

@@ -81,3 +81,32 @@ def validate_bool(name, value):
     if not isinstance(value, bool):
         raise ValueError(f"Argument `{name}` must be a bool. {_received(name, value)}")
     return value
+
+
+def validate_spec(name, value, defaults, note=""):
+    """``defaults`` updated with the dict ``value`` (None: the defaults), or ``ValueError``.
+
+    Args:
+        name: the argument's name, for the messages.
+        value: None or a dict whose keys are some of ``defaults``' keys.
+        defaults: the full spec with every key.
+        note: a sentence added to the unknown-keys message (e.g. which keys are
+            set elsewhere).
+
+    Returns:
+        A new dict with every key of ``defaults``; the values are not checked.
+    """
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"Argument `{name}` must be a dict of settings with keys {sorted(defaults)} "
+            f"(missing keys take the defaults {defaults}), or None. {_received(name, value)}"
+        )
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Argument `{name}` has unknown keys {unknown}; the keys are {sorted(defaults)}"
+            f"{' (' + note + ')' if note else ''}. {_received(name, value)}"
+        )
+    return {**defaults, **value}
