@@ -140,3 +140,24 @@ def test_model_sensitivities_skip_one_by_one_kernels():
 
 def test_kernel_sensitivity_docstring_examples():
     assert_docstring_examples(kernel_sensitivity_module)
+
+
+def test_select_connections_keeps_the_largest_by_hand():
+    from tfemergent.analysis import select_connections
+
+    sensitivity = np.array([[0.5, 0.1, 0.9, 0.3], [0.2, 0.9, 0.0, 0.4], [0.6, 0.7, 0.8, 0.05]])
+    # 12 connections: round(0.1 * 12) = 1 -> the first 0.9 in row-major order
+    expected = np.zeros((3, 4), bool)
+    expected[0, 2] = True
+    np.testing.assert_array_equal(select_connections(sensitivity, 0.1), expected)
+    # round(0.25 * 12) = 3: 0.9, 0.9, 0.8
+    expected[1, 1] = expected[2, 2] = True
+    np.testing.assert_array_equal(select_connections(sensitivity, 0.25), expected)
+    assert select_connections(np.zeros((1, 3)), 0.01).tolist() == [[True, False, False]]
+    assert select_connections(sensitivity, 1.0).all()
+    # half rounds up: 0.125 * 12 = 1.5 -> 2
+    assert int(select_connections(sensitivity, 0.125).sum()) == 2
+    with pytest.raises(ValueError, match="Received: density=0.0"):
+        select_connections(sensitivity, 0.0)
+    with pytest.raises(ValueError, match=r"Received: sensitivity with shape \(3,\)"):
+        select_connections(np.ones(3), 0.5)

@@ -294,3 +294,23 @@ def test_invalid_max_trials():
     runner = search.SearchRunner(_random_search(), evaluate_noisy, verbose=0)
     with pytest.raises(ValueError, match="Received: max_trials=0"):
         runner.run(max_trials=0)
+
+
+class _SequentialEvaluator:
+    """An evaluator whose trials share state: it refuses executors."""
+
+    requires_sequential = True
+
+    def __call__(self, trial):
+        return evaluate_noisy(trial)
+
+
+def test_an_evaluator_that_requires_sequential_runs_refuses_executors(tmp_path):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        with pytest.raises(ValueError, match=r"`executor` must be None.*Received: executor="):
+            search.SearchRunner(_random_search(), _SequentialEvaluator(), executor=executor)
+    sequential = search.SearchRunner(
+        _random_search(), _SequentialEvaluator(), tmp_path / "a", verbose=0
+    ).run()
+    plain = search.SearchRunner(_random_search(), evaluate_noisy, tmp_path / "b", verbose=0).run()
+    assert comparable(sequential.history) == comparable(plain.history)

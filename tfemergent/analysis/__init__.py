@@ -6,9 +6,11 @@ from tfemergent.analysis.kernel_sensitivity import (
     kernel_sensitivities,
     kernel_sensitivity,
     prunable_layers,
+    select_connections,
     select_kernels,
     sensitivity_threshold,
 )
+from tfemergent.analysis.parameter_count import count_parameters, performance_score
 from tfemergent.analysis.task_split import (
     TaskSplit,
     evaluate_task_split,
@@ -39,6 +41,7 @@ __all__ = [
     "URN_RESIDUALS",
     "binned_entropy",
     "clustering_index",
+    "count_parameters",
     "dprime_maps",
     "evaluate_task_split",
     "greedy_assignment",
@@ -48,8 +51,10 @@ __all__ = [
     "kernel_sensitivities",
     "kernel_sensitivity",
     "number_similarity",
+    "performance_score",
     "preference_map",
     "prunable_layers",
+    "select_connections",
     "select_kernels",
     "sensitivity_threshold",
     "sorted_weight_matrix",

@@ -237,3 +237,44 @@ def sensitivity_threshold(sensitivities, fraction, masks=None, scope="model"):
     if scope == "model":
         return _keep_by_fraction([values[n] for n in names], [live[n] for n in names], fraction)[1]
     return {name: _keep_by_fraction([values[name]], [live[name]], fraction)[1] for name in names}
+
+
+def select_connections(sensitivity, density):
+    """The connections of an add-on to keep: the most sensitive fraction ``density``.
+
+    The direction search of Neuron Hierarchical Networks keeps a sparse set of
+    (input channel, output channel) connections of each add-on, chosen by
+    standard-deviation thresholds after a short training of the dense add-on:
+    the ``max(1, round(density * in * out))`` connections (half rounds up, as
+    the initial draw of `tfemergent.layers.AddOnConv2D`) of highest
+    ``sensitivity`` are kept, ties broken in row-major ``(in, out)`` order.
+
+    Args:
+        sensitivity: array ``(in, out)``, e.g. `kernel_sensitivity` of the
+            add-on's kernel.
+        density: fraction of connections kept, in (0, 1] (the paper: 0.1).
+
+    Returns:
+        bool array ``(in, out)``, True = keep.
+
+    Example:
+
+    >>> import numpy as np
+    >>> select_connections(np.array([[0.3, 0.9, 0.1], [0.5, 0.5, 0.2]]), density=0.5)
+    array([[False,  True, False],
+           [ True,  True, False]])
+    """
+    values = np.asarray(sensitivity, dtype="float64")
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(
+            "Argument `sensitivity` must be a non-empty array (in, out), one value per "
+            f"connection. Received: sensitivity with shape {values.shape}"
+        )
+    density = validate_float("density", density, minimum=0.0, maximum=1.0, min_inclusive=False)
+    count = max(1, int(math.floor(density * values.size + 0.5)))
+    flat = values.ravel()
+    # Decreasing sensitivity; among equal values the lower row-major index first.
+    order = np.lexsort((np.arange(flat.size), -flat))
+    keep = np.zeros(flat.size, bool)
+    keep[order[:count]] = True
+    return keep.reshape(values.shape)

@@ -4,8 +4,8 @@ Each experiment module provides ``NAME``, ``DESCRIPTION``, ``add_arguments``,
 ``config_from_args`` and ``run(config)``.
 """
 
-from tfemergent.experiments import hierarchy, reset, spatial_split, urn_spheres
+from tfemergent.experiments import hierarchy, nhn, reset, spatial_split, urn_spheres
 
-EXPERIMENTS = {module.NAME: module for module in (spatial_split, urn_spheres, hierarchy, reset)}
+EXPERIMENTS = {module.NAME: module for module in (spatial_split, urn_spheres, hierarchy, reset, nhn)}
 
 __all__ = ["EXPERIMENTS"]

@@ -108,7 +108,9 @@ class SearchRunner:
     the ``"spawn"`` start method), and so does any object whose ``submit(fn,
     trial)`` returns a `concurrent.futures.Future`, e.g. the adapter of a
     distributed engine. The runner owns no executor: create, and shut it down,
-    outside.
+    outside. An ``evaluate`` with the attribute ``requires_sequential = True``
+    (e.g. `tfemergent.models.LocationEvaluator`, whose trials continue to
+    train weights shared between them) refuses executors: ``ValueError``.
 
     **Errors.** An exception raised by ``evaluate`` propagates with a note that
     names the trial (`BaseException.add_note`); the checkpoint keeps every result
@@ -191,6 +193,13 @@ class SearchRunner:
                 "Argument `executor` must be None or an object with `submit(fn, trial)` "
                 "returning a concurrent.futures.Future (e.g. a ThreadPoolExecutor). "
                 f"Received: executor={executor!r}"
+            )
+        if executor is not None and getattr(evaluate, "requires_sequential", False) is True:
+            raise ValueError(
+                "Argument `executor` must be None for this `evaluate`: it declares "
+                "`requires_sequential = True` (its trials share state, e.g. weights that each "
+                "trial continues to train, so they must run one after the other in this "
+                f"process). Received: executor={executor!r}"
             )
         self.strategy = strategy
         self.evaluate = evaluate

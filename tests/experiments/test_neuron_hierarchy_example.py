@@ -1,0 +1,46 @@
+"""Smoke test of examples/neuron_hierarchy/train.py (tiny CIFAR-10 run, real data)."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+EXAMPLE = (
+    pathlib.Path(__file__).resolve().parents[2] / "examples" / "neuron_hierarchy" / "train.py"
+)
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location("neuron_hierarchy_train", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_cifar_run(tmp_path, data_dir):
+    example = _load_example()
+    assert example.CONFIG.dataset == "cifar10" and example.CONFIG.population_size == 20
+    outcome = example.main(
+        {"data_dir": data_dir, "num_train": 512, "num_test": 200, "epochs": 1,
+         "num_cycles": 1, "population_size": 4, "num_parents": 2, "num_children": 1,
+         "num_fresh": 1, "search_batches": 2, "search_eval_size": 50, "verbose": 0},
+        str(tmp_path),
+    )
+    stages = outcome["stages"]
+    assert [row["stage"] for row in stages][-1] == "ablation" and len(stages) == 6
+    assert stages[0]["parameters"] > stages[2]["parameters"]  # pruned
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["config"]["segments"] is None  # SegmentCNN's default: 3 segments of 4
+    assert len(saved["search"]["history"]) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "final.keras", "results.json", "search", "search_cifar10.png", "stages_cifar10.png",
+        "table.txt",
+    ]
+    assert outcome["model"].input_shape == (None, 32, 32, 3)
+    assert (tmp_path / "table.txt").read_text().startswith("Neuron hierarchical network on cifar10")
+
+
+def test_invalid_config(tmp_path):
+    with pytest.raises(ValueError, match="Received: config of type str"):
+        _load_example().main("cifar", str(tmp_path))

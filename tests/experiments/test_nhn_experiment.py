@@ -1,0 +1,131 @@
+"""``tfemergent run nhn``: data, a short digits run through the CLI, the table, errors."""
+
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from tfemergent import cli
+from tfemergent.experiments import EXPERIMENTS, nhn
+from tfemergent.models.neuron_hierarchy_builder import STAGES
+
+
+def test_registered():
+    assert EXPERIMENTS["nhn"] is nhn
+
+
+def test_digits_data_are_standardised_per_channel():
+    config = nhn.NhnConfig(num_train=300, num_test=100, verbose=0)
+    x_train, y_train, x_test, _ = nhn.load_data(config)
+    assert x_train.shape == (300, 8, 8, 1) and x_test.shape == (100, 8, 8, 1)
+    assert abs(float(x_train.mean())) < 1e-5 and abs(float(x_train.std()) - 1.0) < 1e-5
+    assert y_train.dtype == np.int64 and len(np.unique(y_train)) == 10
+
+
+def test_cifar_data_are_standardised_per_channel(data_dir):
+    config = nhn.NhnConfig(dataset="cifar10", data_dir=data_dir, num_train=200, num_test=50,
+                           verbose=0)
+    x_train, _, x_test, _ = nhn.load_data(config)
+    assert x_train.shape == (200, 32, 32, 3) and x_test.shape == (50, 32, 32, 3)
+    np.testing.assert_allclose(x_train.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(x_train.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+    spec = config.spec()
+    assert spec.input_shape == (32, 32, 3) and spec.segment_sizes == (4, 4, 4)
+
+
+def test_cli_on_digits(tmp_path, capsys):
+    results = tmp_path / "out.json"
+    status = cli.main(
+        ["run", "nhn", "--epochs", "2", "--cycles", "2", "--population", "4",
+         "--search-batches", "2", "--results", str(results), "--plots", str(tmp_path / "plots"),
+         "--logdir", str(tmp_path / "logs"), "--export", str(tmp_path / "export")]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "[search] cycle 2/2: best validation accuracy" in printed
+    assert "Neuron hierarchical network on digits" in printed and "paper (CIFAR-10)" in printed
+    saved = json.loads(results.read_text())
+    stages = saved["results"]["stages"]
+    assert [row["stage"] for row in stages] == [
+        "base", "pruned", "retrained", "searched", "final", "ablation"
+    ]
+    for row in stages:
+        assert row["score"] == pytest.approx(
+            math.sqrt((row["test_error"] / 2) ** 2 + (row["parameters"] / 25e6) ** 2)
+        )
+        assert f"{row['test_error']:9.2f}%" in printed
+    assert saved["results"]["config"]["population_size"] == 4
+    assert saved["results"]["config"]["num_parents"] == 2
+    assert len(saved["results"]["search"]["history"]) == 8
+    assert saved["summary"]["ablation_drop"] == pytest.approx(
+        stages[4]["test_accuracy"] - stages[5]["test_accuracy"]
+    )
+    assert sorted(os.listdir(tmp_path / "plots")) == ["search_digits.png", "stages_digits.png"]
+    assert sorted(os.listdir(tmp_path / "logs")) == ["base", "final", "retrained"]
+    assert os.path.exists(tmp_path / "export" / "saved_model.pb")
+
+
+def test_summarise_formats_the_stage_table():
+    rows = [
+        {"stage": name, "test_error": 10.0 - i, "parameters": 1000 - 100 * i,
+         "physical_parameters": 2000, "score": 1.5, "latency_ms": 0.5, "num_add_ons": i % 2,
+         "seconds": 1.0}
+        for i, name in enumerate(STAGES)
+    ]
+    outcome = {
+        "stages": rows, "pruning": {"pruned_kernel_fraction": 0.85}, "ablation_drop": 0.01,
+        "add_ons": [{"segment": 0, "source": "input", "target": 1, "kernel_size": 3,
+                     "num_connections": 2, "num_possible_connections": 16}],
+        "genome": [-1, 0],
+    }
+    summary, table = nhn.summarise(outcome, nhn.NhnConfig(verbose=0))
+    assert summary["pruned_parameter_fraction"] == pytest.approx(1 - 800 / 1000)
+    assert "input->0.1 k3 (2/16)" in table and "ablation -1.00 pt" in table
+    assert "     final      6.00%        600" in table
+
+
+def test_config_from_args_defaults():
+    parser = argparse.ArgumentParser()
+    nhn.add_arguments(parser)
+    args = parser.parse_args([])
+    args.data_dir = args.logdir = args.export = args.plots = None
+    args.quiet = True
+    config = nhn.config_from_args(args)
+    assert (config.epochs, config.num_cycles, config.population_size) == (8, 5, 10)
+    assert (config.num_parents, config.num_children, config.num_fresh) == (3, 3, 2)
+    args = parser.parse_args(["--dataset", "cifar10"])
+    args.data_dir = args.logdir = args.export = args.plots = None
+    args.quiet = True
+    config = nhn.config_from_args(args)
+    assert (config.population_size, config.num_parents, config.num_children,
+            config.num_fresh) == (20, 4, 5, 5)
+    assert (config.search_batches, config.search_batch_size, config.search_eval_size) == (
+        25, 100, 500
+    )
+    assert nhn.evolution_settings(7) == (3, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"dataset": "svhn"}, "dataset"),
+        ({"epochs": 0}, "epochs"),
+        ({"num_train": 5}, "num_train"),
+        ({"prune_fraction": 1.0}, "prune_fraction"),
+        ({"population_size": 4}, "num_children"),  # 3 children + 2 fresh >= 4
+        ({"segments": [[]]}, "segments"),
+        ({"direction_density": 2.0}, "direction_density"),
+        ({"verbose": 3}, "verbose"),
+    ],
+)
+def test_invalid_config(kwargs, name):
+    with pytest.raises(ValueError, match=rf"`{name}`.*Received"):
+        nhn.NhnConfig(**kwargs)
+
+
+def test_run_refuses_other_configs():
+    with pytest.raises(ValueError, match="NhnConfig. Received: config of type dict"):
+        nhn.run({})

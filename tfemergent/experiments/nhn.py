@@ -1,0 +1,370 @@
+"""Experiment ``nhn``: Neuron Hierarchical Networks, Algorithm 2 stage by stage (section 5).
+
+A base `SegmentCNN` with smooth initialisation is trained, 85% of its kernels
+(lowest standard deviation) are pruned, the network is shrunk and retrained,
+the location-direction search adds sparse add-on neurons (evolution over the
+add-on locations with weights shared between candidates, base frozen; then 10%
+of each add-on's connections by standard deviation), and the network with the
+add-ons is retrained. Every stage is reported: parameters (effective and
+physical), test error, the paper's score, inference latency; and the final
+network with its add-ons removed (ablation). See
+`tfemergent.models.NeuronHierarchyBuilder`.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from tfemergent import datasets
+from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+
+NAME = "nhn"
+DESCRIPTION = (
+    "Neuron hierarchical networks: train, prune 85% of the kernels, shrink, retrain, "
+    "location-direction search for add-on neurons, retrain; the stage table."
+)
+DATASETS = ("digits", "cifar10")
+# The paper's CIFAR-10 numbers (ENAS macro base, 300 search cycles, 310 + 160 + 260 epochs).
+PAPER_CLAIMS = (
+    "paper (CIFAR-10): 96.20% after pruning 85% of the kernels (70% of the parameters), "
+    "96.52% with add-ons (7.0M parameters, score 1.88 without cutout); ablating the add-ons "
+    "-1.08 pt"
+)
+# The base network of the short digits run: 8x8 -> 4x4 -> 2x2.
+DIGITS_SEGMENTS = (
+    ({"filters": 16, "kernel_size": 3}, {"filters": 16, "kernel_size": 5}),
+    ({"filters": 32, "kernel_size": 3}, {"filters": 32, "kernel_size": 5}),
+    ({"filters": 32, "kernel_size": 3},),
+)
+# SegmentCNN's default: 3 segments of 4 layers (16, 32, 64 filters; kernels 3, 5, 3, 5).
+CIFAR_SEGMENTS = None
+_BUILDER_FIELDS = (
+    "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
+    "min_learning_rate", "prune_fraction", "retrain_from_scratch", "none_probability",
+    "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
+    "search_batches", "search_batch_size", "search_eval_size", "search_learning_rate",
+    "min_search_learning_rate", "direction_density", "direction_epochs", "validation_fraction",
+    "seed", "search_directory", "logdir",
+)
+
+
+@dataclasses.dataclass
+class NhnConfig:
+    """Configuration of ``nhn``.
+
+    The defaults are the short run of ``tfemergent run nhn``: the embedded 8 x 8
+    digits, a base network of 3 segments (16, 16 | 32, 32 | 32 filters), 8
+    epochs per training stage, 85% of the kernels pruned, 5 search cycles of 10
+    candidates, each trained on 4 batches of 32 (so that a cycle is about one
+    pass over the training images, as in the paper). The paper: CIFAR-10, the
+    ENAS macro network (3 segments of 4 layers), 310 / 160 / 260 epochs, 300
+    cycles of 20 candidates trained on 25 batches of 100 each.
+
+    Attributes:
+        dataset: ``"digits"`` (embedded) or ``"cifar10"`` (local
+            ``cifar10.npz`` of ``data_dir`` / ``TFEMERGENT_DATA_DIR``, else
+            tensorflow-datasets).
+        data_dir: local data directory, or None.
+        segments: the base `SegmentCNN`'s segments (None: `DIGITS_SEGMENTS` on
+            digits, SegmentCNN's default otherwise).
+        num_train: training images used (None: all), shuffled with seed 0
+            first.
+        num_test: test images used (None: all).
+        export: directory for the final model's SavedModel, or None.
+        plots: directory for the PNG plots (stage table, search), or None.
+        verbose: 0 silent, 1 stages, search cycles and the table, 2 also one
+            line per trial.
+        The other fields are those of `tfemergent.models.NeuronHierarchyBuilder`.
+    """
+
+    dataset: str = "digits"
+    data_dir: str = None
+    segments: list = None
+    num_train: int = None
+    num_test: int = None
+    epochs: int = 8
+    retrain_epochs: int = None
+    final_epochs: int = None
+    batch_size: int = 32
+    learning_rate: float = 0.05
+    min_learning_rate: float = 0.001
+    prune_fraction: float = 0.85
+    retrain_from_scratch: bool = False
+    none_probability: float = 0.8
+    num_cycles: int = 5
+    population_size: int = 10
+    num_parents: int = 3
+    num_children: int = 3
+    num_fresh: int = 2
+    search_batches: int = 4
+    search_batch_size: int = 32
+    search_eval_size: int = None
+    search_learning_rate: float = 0.01
+    min_search_learning_rate: float = 0.001
+    direction_density: float = 0.1
+    direction_epochs: int = 1
+    validation_fraction: float = 0.1
+    seed: int = 0
+    search_directory: str = None
+    logdir: str = None
+    export: str = None
+    plots: str = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        validate_choice("dataset", self.dataset, DATASETS)
+        if self.segments is None:
+            self.segments = DIGITS_SEGMENTS if self.dataset == "digits" else CIFAR_SEGMENTS
+        self.num_train = validate_int("num_train", self.num_train, minimum=20, allow_none=True)
+        self.num_test = validate_int("num_test", self.num_test, minimum=1, allow_none=True)
+        self.epochs = validate_int("epochs", self.epochs, minimum=1)
+        self.batch_size = validate_int("batch_size", self.batch_size, minimum=1)
+        self.prune_fraction = validate_float(
+            "prune_fraction", self.prune_fraction, minimum=0.0, maximum=0.999
+        )
+        self.verbose = validate_int("verbose", self.verbose, minimum=0, maximum=2)
+        # The builder validates the rest; build it now so that errors come early.
+        self.builder()
+
+    def spec(self):
+        """The base `SegmentCNN` of this configuration."""
+        from tfemergent.models import SegmentCNN
+
+        image_shape = datasets.loaders.IMAGE_SHAPES[self.dataset]
+        return SegmentCNN(image_shape, 10, self.segments, seed=self.seed)
+
+    def builder(self):
+        """The `NeuronHierarchyBuilder` of this configuration."""
+        from tfemergent.models import NeuronHierarchyBuilder
+
+        return NeuronHierarchyBuilder(
+            self.spec(),
+            verbose=self.verbose,
+            **{name: getattr(self, name) for name in _BUILDER_FIELDS},
+        )
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def load_data(config):
+    """``(x_train, y_train, x_test, y_test)``, float32, standardised per channel.
+
+    The mean and standard deviation of each channel over the training images
+    (after ``num_train``) standardise both splits: the segment CNN has no batch
+    normalisation and does not learn raw pixels. The training images are
+    shuffled with seed 0 before ``num_train`` are kept; the test images are the
+    first ``num_test`` of the same kind of shuffle.
+    """
+    rng = np.random.default_rng(0)
+    x_train, y_train = datasets.load_numpy(config.dataset, "train", config.data_dir)
+    x_test, y_test = datasets.load_numpy(config.dataset, "test", config.data_dir)
+    order = rng.permutation(len(x_train))[: config.num_train]
+    x_train, y_train = x_train[order].astype("float32"), y_train[order].astype("int64")
+    order = rng.permutation(len(x_test))[: config.num_test]
+    x_test, y_test = x_test[order].astype("float32"), y_test[order].astype("int64")
+    mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
+    std = np.maximum(x_train.std(axis=(0, 1, 2), keepdims=True), 1e-6)
+    return (x_train - mean) / std, y_train, (x_test - mean) / std, y_test
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def summarise(outcome, config):
+    """The stage table (text) and the summary numbers."""
+    stages = outcome["stages"]
+    header = (
+        f"{'stage':>10s} {'test error':>10s} {'parameters':>10s} {'physical':>9s} "
+        f"{'score':>7s} {'latency':>10s} {'add-ons':>7s} {'time':>6s}"
+    )
+    lines = [f"Neuron hierarchical network on {config.dataset}", header]
+    for row in stages:
+        lines.append(
+            f"{row['stage']:>10s} {row['test_error']:9.2f}% {row['parameters']:10d} "
+            f"{row['physical_parameters']:9d} {row['score']:7.3f} {row['latency_ms']:7.2f} ms "
+            f"{row['num_add_ons']:7d} {row['seconds']:5.0f}s"
+        )
+    by_stage = {row["stage"]: row for row in stages}
+    pruned = 1.0 - by_stage["retrained"]["parameters"] / by_stage["base"]["parameters"]
+    lines.append(
+        f"pruned {100 * outcome['pruning']['pruned_kernel_fraction']:.1f}% of the kernels, "
+        f"{100 * pruned:.1f}% of the parameters; add-ons: "
+        + (", ".join(
+            f"{a['source']}->{a['segment']}.{a['target']} k{a['kernel_size']} "
+            f"({a['num_connections']}/{a['num_possible_connections']})"
+            for a in outcome["add_ons"]
+        ) or "none")
+        + f"; ablation {-100 * outcome['ablation_drop']:+.2f} pt"
+    )
+    lines.append(PAPER_CLAIMS)
+    summary = {
+        "stages": stages,
+        "pruned_parameter_fraction": pruned,
+        "ablation_drop": outcome["ablation_drop"],
+        "add_ons": outcome["add_ons"],
+        "genome": outcome["genome"],
+    }
+    return summary, "\n".join(lines)
+
+
+def plot_stages(stages, path):
+    """Test error and parameters per stage (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["stage"] for row in stages]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    axes[0].bar(names, [row["test_error"] for row in stages], color="tab:red")
+    axes[0].set_ylabel("test error (%)")
+    axes[1].bar(names, [row["parameters"] for row in stages], color="tab:blue", label="effective")
+    axes[1].plot(names, [row["physical_parameters"] for row in stages], "ko-", label="physical")
+    axes[1].set_ylabel("parameters")
+    axes[1].legend(fontsize=7)
+    axes[2].bar(names, [row["latency_ms"] for row in stages], color="tab:green")
+    axes[2].set_ylabel("latency (ms)")
+    for axis in axes:
+        axis.tick_params(axis="x", labelrotation=45, labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_search(history, path):
+    """Best and mean validation accuracy of each search cycle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cycles = sorted({entry["cycle"] for entry in history})
+    best = [max(e["fitness"] for e in history if e["cycle"] == c) for c in cycles]
+    mean = [np.mean([e["fitness"] for e in history if e["cycle"] == c]) for c in cycles]
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    axis.plot(cycles, best, "o-", label="best")
+    axis.plot(cycles, mean, "s--", label="mean")
+    axis.set_xlabel("cycle")
+    axis.set_ylabel("validation accuracy")
+    axis.set_title("location search")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def run(config):
+    """Run the experiment; returns ``{"results": {...}, "summary": {...}, "table": str}``."""
+    if not isinstance(config, NhnConfig):
+        raise ValueError(
+            f"`config` must be an NhnConfig. Received: config of type {type(config).__name__}"
+        )
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    started = time.perf_counter()
+    x_train, y_train, x_test, y_test = load_data(config)
+    outcome = config.builder().run(x_train, y_train, x_test, y_test)
+    summary, table = summarise(outcome, config)
+    if config.export:
+        outcome["model"].export(config.export, verbose=False)
+    if config.plots:
+        os.makedirs(config.plots, exist_ok=True)
+        plot_stages(outcome["stages"], os.path.join(config.plots, f"stages_{config.dataset}.png"))
+        plot_search(
+            outcome["search"]["history"],
+            os.path.join(config.plots, f"search_{config.dataset}.png"),
+        )
+    results = {
+        "config": json.loads(json.dumps(dataclasses.asdict(config), default=list)),
+        "stages": outcome["stages"],
+        "add_ons": outcome["add_ons"],
+        "genome": outcome["genome"],
+        "search": outcome["search"],
+        "pruning": outcome["pruning"],
+        "ablation_drop": outcome["ablation_drop"],
+        "seconds": time.perf_counter() - started,
+    }
+    if config.verbose:
+        print(table)
+    return {"results": results, "summary": summary, "table": table}
+
+
+def add_arguments(parser):
+    """Command-line arguments of ``tfemergent run nhn``."""
+    parser.add_argument("--dataset", default="digits", choices=DATASETS)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of every training stage (default: 8 on digits, 30 on CIFAR)")
+    parser.add_argument("--retrain-epochs", type=int, default=None)
+    parser.add_argument("--final-epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 32 on digits, 100 on CIFAR (the paper's search batches)")
+    parser.add_argument("--prune-fraction", type=float, default=0.85)
+    parser.add_argument("--cycles", type=int, default=None,
+                        help="location-search cycles (default: 5 on digits, 20 on CIFAR)")
+    parser.add_argument("--population", type=int, default=None,
+                        help="population size (default: 10 on digits, 20 (paper) on CIFAR)")
+    parser.add_argument("--search-batches", type=int, default=None,
+                        help="batches per candidate per cycle (default: 4 on digits, 25 on CIFAR)")
+    parser.add_argument("--num-train", type=int, default=None)
+    parser.add_argument("--num-test", type=int, default=None)
+    parser.add_argument("--search-dir", default=None,
+                        help="checkpoint directory of the search (resumable)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def evolution_settings(population_size):
+    """``num_parents``, ``num_children``, ``num_fresh`` for a population size.
+
+    The paper's 4 parents, 5 children and 5 fresh candidates from 11 members on
+    (20 in the paper: 10 survivors); for smaller populations about a third
+    children (at most 3, of 3 parents) and 2 fresh, so that half survive.
+
+    >>> evolution_settings(20), evolution_settings(10), evolution_settings(4)
+    ((4, 5, 5), (3, 3, 2), (2, 1, 1))
+    """
+    population_size = validate_int("population_size", population_size, minimum=2)
+    if population_size >= 11:
+        return 4, 5, 5
+    children = min(3, (population_size - 1) // 3)
+    fresh = min(2, (population_size - 1 - children) // 2)
+    return (3 if children > 1 else 2), children, fresh
+
+
+def config_from_args(args):
+    """Build an `NhnConfig` from parsed command-line arguments."""
+    small = args.dataset == "digits"
+    population = args.population or (10 if small else 20)
+    evolution = evolution_settings(population)
+    return NhnConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        epochs=args.epochs or (8 if small else 30),
+        retrain_epochs=args.retrain_epochs,
+        final_epochs=args.final_epochs,
+        batch_size=args.batch_size or (32 if small else 100),
+        prune_fraction=args.prune_fraction,
+        num_cycles=args.cycles or (5 if small else 20),
+        population_size=population,
+        search_batches=args.search_batches or (4 if small else 25),
+        search_batch_size=32 if small else 100,
+        search_eval_size=None if small else 500,
+        search_directory=args.search_dir,
+        seed=args.seed,
+        logdir=args.logdir,
+        export=args.export,
+        plots=args.plots,
+        verbose=0 if args.quiet else 1,
+        num_parents=evolution[0],
+        num_children=evolution[1],
+        num_fresh=evolution[2],
+    )
