@@ -26,7 +26,11 @@ def test_public_api():
     assert sorted(kernels.__all__) == [
         "BlockMask",
         "block_matmul",
+        "custom_ops_enabled",
+        "disable_custom_ops",
         "distance_weighted_l1",
+        "enable_custom_ops",
+        "load_custom_ops",
         "masked_matmul",
         "pairwise_distances",
         "sparse_kernel_from_dense",

@@ -98,7 +98,10 @@ def test_leading_dimensions_are_kept():
 
 
 def test_auto_picks_gather_only_for_sparse_concrete_masks(monkeypatch):
+    from tfemergent.kernels import custom_ops
     from tfemergent.kernels import xla
+
+    monkeypatch.setitem(custom_ops._state, "enabled", False)  # the XLA gather path
 
     calls = []
     original = xla.block_masked_matmul

@@ -1,12 +1,17 @@
 """Public kernel functions of tfemergent.
 
 Each kernel is one validated, documented function; it dispatches to the
-pure-TF/XLA implementation in `tfemergent.kernels.xla`. Layers call only these
-public functions.
+pure-TF/XLA implementation in `tfemergent.kernels.xla` or, where they apply and
+are built, to the C++ ops loaded by `tfemergent.kernels.custom_ops`. Layers call
+only these public functions.
 """
 
 from tfemergent.kernels.block_mask import BlockMask
 from tfemergent.kernels.block_product import block_matmul
+from tfemergent.kernels.custom_ops import custom_ops_enabled
+from tfemergent.kernels.custom_ops import disable_custom_ops
+from tfemergent.kernels.custom_ops import enable_custom_ops
+from tfemergent.kernels.custom_ops import load_custom_ops
 from tfemergent.kernels.distances import distance_weighted_l1
 from tfemergent.kernels.distances import pairwise_distances
 from tfemergent.kernels.matmul import masked_matmul
@@ -16,6 +21,10 @@ from tfemergent.kernels.sparse_product import sparse_matmul
 __all__ = [
     "BlockMask",
     "block_matmul",
+    "custom_ops_enabled",
+    "disable_custom_ops",
+    "enable_custom_ops",
+    "load_custom_ops",
     "distance_weighted_l1",
     "masked_matmul",
     "pairwise_distances",

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent.kernels import _checks
+from tfemergent.kernels import custom_ops
 from tfemergent.kernels import xla
 from tfemergent.kernels.block_mask import BlockMask
 from tfemergent.utils.validation import validate_choice
@@ -42,6 +43,13 @@ def masked_matmul(x, kernel, mask, *, implementation="auto"):
       most 1/4 and whose blocks (padded to the largest) cover at most half of the
       kernel; ``"dense"`` otherwise (e.g. for a symbolic mask inside a
       `tf.function`). For large layers build a `BlockMask` once and pass it.
+
+    The C++ op ``TfEmergent>MaskedMatmul`` (see `enable_custom_ops`) is not used
+    here by default: in the benchmark so far (benchmarks/RESULTS.md, "C++ custom
+    ops") it did not beat the XLA gather path at densities 1/4, 1/16 or 1/64.
+    Setting ``tfemergent.kernels.matmul.CUSTOM_OP_MIN_DENSITY`` to a density
+    makes the block path of float32/float64 calls outside XLA use it for masks
+    at least that dense (same results up to float rounding).
 
     Both paths work inside `tf.function(jit_compile=True)` (``"gather"`` needs a
     `BlockMask` there) and in `tf.distribute` replica contexts. The gather path has
@@ -102,6 +110,10 @@ def masked_matmul(x, kernel, mask, *, implementation="auto"):
 
     if block_mask is None:
         outputs = xla.dense_masked_matmul(x, kernel, dense_mask)
+    elif _use_masked_op(block_mask, x.dtype):
+        outputs = custom_ops.masked_matmul(
+            x, kernel, block_mask.row_index, block_mask.col_index
+        )
     else:
         outputs = xla.block_masked_matmul(
             x,
@@ -113,6 +125,19 @@ def masked_matmul(x, kernel, mask, *, implementation="auto"):
     if leading_shape is not None:
         outputs = tf.reshape(outputs, tf.concat([leading_shape, [output_dim]], axis=0))
     return outputs
+
+
+# The smallest mask density at which masked_matmul uses the C++ op. Infinite (never):
+# in the recorded benchmark (benchmarks/RESULTS.md, "C++ custom ops") the op ran at
+# 0.90x, 0.96x and 0.90x the speed of the XLA gather path at densities 1/4, 1/16, 1/64.
+CUSTOM_OP_MIN_DENSITY = float("inf")
+
+
+def _use_masked_op(block_mask, dtype):
+    density = block_mask.density
+    if not isinstance(density, float) or density < CUSTOM_OP_MIN_DENSITY:
+        return False
+    return custom_ops.use_custom_ops(dtype)
 
 
 def _resolve_mask(mask, kernel, implementation):

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent.kernels import _checks
+from tfemergent.kernels import custom_ops
 from tfemergent.kernels import xla
 from tfemergent.utils.validation import validate_float
 
@@ -77,6 +78,12 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
     falls back to a gather and an unsorted segment sum differentiated by the tape
     (correct, slower). First-order gradients only.
 
+    With the C++ ops built and enabled (see `enable_custom_ops`), float32/float64
+    products outside XLA use ``TfEmergent>SparseMatmul`` instead: a
+    multithreaded CSR kernel for ``K^T`` (forward), the same op on ``K`` (input
+    gradient) and ``TfEmergent>SparseMatmulValuesGrad`` (values gradient); both
+    paths give the same numbers up to float rounding.
+
     Args:
         x: float tensor ``[batch, N_in]``.
         sparse_kernel: `tf.sparse.SparseTensor` ``[N_in, N_out]`` with a static
@@ -145,6 +152,10 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
                 f"{values.shape.as_list()} (np.lexsort((rows, cols)) of the indices). "
                 f"Received: transpose_order={_checks.describe(transpose_order)}"
             )
+    if values.shape[0] > 0 and custom_ops.use_custom_ops(x.dtype):
+        return custom_ops.sparse_matmul(
+            x, sparse_kernel.indices, values, input_dim, output_dim, transpose_order
+        )
     return xla.sparse_matmul(
         x, sparse_kernel.indices, values, input_dim, output_dim, transpose_order
     )

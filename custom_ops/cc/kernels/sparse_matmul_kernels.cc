@@ -1,0 +1,356 @@
+// CPU kernels of TfEmergent>SparseMatmul and TfEmergent>SparseMatmulValuesGrad.
+//
+// Layout: the dense operands are transposed into [features, batch] buffers whose
+// rows are padded to a multiple of the batch tile, so every nonzero of A touches
+// one contiguous run of batch entries (vector FMAs, no gathers in the inner loop).
+// - y = x @ A^T ("gather" form): rows of A are split among the threads; each
+//   output row accumulates its nonzeros in registers, one batch tile at a time.
+// - y = x @ A (adjoint_a, "scatter" form): batch tiles are split among the
+//   threads (no two threads write the same entries).
+// - values gradient: one dot product over the batch per nonzero, rows split.
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "vector_math.h"
+
+namespace tensorflow {
+namespace tfemergent {
+
+namespace {
+
+// Batch tile: 2 vectors. Dense operands are stored tile-major,
+// [num_tiles][features][kTile], so one tile of all features is contiguous and
+// small enough for the L2 cache (5000 features x 128 bytes = 640 KB).
+template <typename T>
+constexpr int64_t BatchTile() {
+  return 2 * VecOf<T>::kWidth;
+}
+
+template <typename T>
+TFEMERGENT_INLINE void GatherRowsImpl(int64_t row_begin, int64_t row_end, int64_t num_tiles,
+                                      int64_t in_dim, int64_t out_dim, const int32* row_pointers,
+                                      const int32* column_indices, const T* values, const T* xt,
+                                      T* yt) {
+  typedef typename VecOf<T>::V V;
+  constexpr int W = VecOf<T>::kWidth;
+  for (int64_t tile = 0; tile < num_tiles; ++tile) {
+    const T* x_tile = xt + tile * in_dim * 2 * W;
+    T* y_tile = yt + tile * out_dim * 2 * W;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      V a0 = {}, a1 = {}, b0 = {}, b1 = {};
+      int64_t p = row_pointers[r];
+      const int64_t end = row_pointers[r + 1];
+      for (; p + 1 < end; p += 2) {
+        const T v = values[p], u = values[p + 1];
+        const T* s = x_tile + column_indices[p] * 2 * W;
+        const T* t = x_tile + column_indices[p + 1] * 2 * W;
+        a0 += v * Load(s);
+        a1 += v * Load(s + W);
+        b0 += u * Load(t);
+        b1 += u * Load(t + W);
+      }
+      if (p < end) {
+        const T v = values[p];
+        const T* s = x_tile + column_indices[p] * 2 * W;
+        a0 += v * Load(s);
+        a1 += v * Load(s + W);
+      }
+      Store(y_tile + r * 2 * W, a0 + b0);
+      Store(y_tile + r * 2 * W + W, a1 + b1);
+    }
+  }
+}
+
+template <typename T>
+TFEMERGENT_INLINE void ScatterRowsImpl(int64_t tile_begin, int64_t tile_end, int64_t num_rows,
+                                       int64_t out_dim, const int32* row_pointers,
+                                       const int32* column_indices, const T* values, const T* xt,
+                                       T* yt) {
+  typedef typename VecOf<T>::V V;
+  constexpr int W = VecOf<T>::kWidth;
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const T* x_tile = xt + tile * num_rows * 2 * W;
+    T* y_tile = yt + tile * out_dim * 2 * W;
+    for (int64_t r = 0; r < num_rows; ++r) {
+      const V x0 = Load(x_tile + r * 2 * W), x1 = Load(x_tile + r * 2 * W + W);
+      for (int64_t p = row_pointers[r]; p < row_pointers[r + 1]; ++p) {
+        const T v = values[p];
+        T* out = y_tile + column_indices[p] * 2 * W;
+        Store(out, Load(out) + v * x0);
+        Store(out + W, Load(out + W) + v * x1);
+      }
+    }
+  }
+}
+
+template <typename T>
+TFEMERGENT_INLINE void RowDotsImpl(int64_t row_begin, int64_t row_end, int64_t num_tiles,
+                                   int64_t a_dim, int64_t b_dim, const int32* row_pointers,
+                                   const int32* column_indices, const T* at, const T* bt,
+                                   T* grad) {
+  typedef typename VecOf<T>::V V;
+  constexpr int W = VecOf<T>::kWidth;
+  for (int64_t tile = 0; tile < num_tiles; ++tile) {
+    const T* a_tile = at + tile * a_dim * 2 * W;
+    const T* b_tile = bt + tile * b_dim * 2 * W;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const V b0 = Load(b_tile + r * 2 * W), b1 = Load(b_tile + r * 2 * W + W);
+      for (int64_t p = row_pointers[r]; p < row_pointers[r + 1]; ++p) {
+        const T* a = a_tile + column_indices[p] * 2 * W;
+        const V c = Load(a) * b0 + Load(a + W) * b1;
+        T total = 0;
+        for (int i = 0; i < W; ++i) total += c[i];
+        grad[p] += total;
+      }
+    }
+  }
+}
+
+#define TFEMERGENT_DEFINE_CLONES(T)                                                          \
+  TFEMERGENT_CLONES void GatherRows(int64_t rb, int64_t re, int64_t nt, int64_t di,         \
+                                    int64_t dout, const int32* rp, const int32* ci,         \
+                                    const T* v, const T* xt, T* yt) {                        \
+    GatherRowsImpl<T>(rb, re, nt, di, dout, rp, ci, v, xt, yt);                              \
+  }                                                                                          \
+  TFEMERGENT_CLONES void ScatterRows(int64_t tb, int64_t te, int64_t nr, int64_t dout,      \
+                                     const int32* rp, const int32* ci, const T* v,           \
+                                     const T* xt, T* yt) {                                   \
+    ScatterRowsImpl<T>(tb, te, nr, dout, rp, ci, v, xt, yt);                                 \
+  }                                                                                          \
+  TFEMERGENT_CLONES void RowDots(int64_t rb, int64_t re, int64_t nt, int64_t da, int64_t db, \
+                                 const int32* rp, const int32* ci, const T* at, const T* bt, \
+                                 T* g) {                                                     \
+    RowDotsImpl<T>(rb, re, nt, da, db, rp, ci, at, bt, g);                                   \
+  }
+TFEMERGENT_DEFINE_CLONES(float)
+TFEMERGENT_DEFINE_CLONES(double)
+#undef TFEMERGENT_DEFINE_CLONES
+
+// dense [batch, dim] (row stride dim) -> tile-major [num_tiles][dim][tile], zero padded.
+template <typename T>
+void ToTileMajor(OpKernelContext* context, const T* src, int64_t batch, int64_t dim, T* dst) {
+  constexpr int64_t tile = BatchTile<T>();
+  const int64_t num_tiles = RoundUp(batch, tile) / tile;
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (dim + kChunk - 1) / kChunk;
+  Workers(context)->ParallelFor(num_tiles * chunks, kChunk * tile * 2, [&](int64_t begin,
+                                                                          int64_t end) {
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t t = unit / chunks, i0 = (unit % chunks) * kChunk;
+      const int64_t i1 = std::min(dim, i0 + kChunk);
+      T* out = dst + t * dim * tile;
+      for (int64_t lane = 0; lane < tile; ++lane) {
+        const int64_t b = t * tile + lane;
+        if (b < batch) {
+          const T* row = src + b * dim;
+          for (int64_t i = i0; i < i1; ++i) out[i * tile + lane] = row[i];
+        } else {
+          for (int64_t i = i0; i < i1; ++i) out[i * tile + lane] = T(0);
+        }
+      }
+    }
+  });
+}
+
+// tile-major [num_tiles][dim][tile] -> dense [batch, dim].
+template <typename T>
+void FromTileMajor(OpKernelContext* context, const T* src, int64_t batch, int64_t dim, T* dst) {
+  constexpr int64_t tile = BatchTile<T>();
+  Workers(context)->ParallelFor(batch, dim * 2, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const T* in = src + (b / tile) * dim * tile + (b % tile);
+      T* row = dst + b * dim;
+      for (int64_t i = 0; i < dim; ++i) row[i] = in[i * tile];
+    }
+  });
+}
+
+// values in CSR order: out[p] = values[value_positions[p]].
+template <typename T>
+void PermuteValues(const Tensor& values, const Tensor& value_positions, T* out) {
+  const T* v = values.flat<T>().data();
+  const int32* vp = value_positions.flat<int32>().data();
+  const int64_t nnz = value_positions.dim_size(0);
+  for (int64_t p = 0; p < nnz; ++p) out[p] = v[vp[p]];
+}
+
+// Checks the CSR structure so that the kernels never read out of bounds.
+Status CheckCsr(const Tensor& row_pointers, const Tensor& column_indices,
+                const Tensor& value_positions, int64_t num_columns, int64_t num_values) {
+  if (row_pointers.dims() != 1 || row_pointers.dim_size(0) < 1 || column_indices.dims() != 1 ||
+      value_positions.dims() != 1 ||
+      column_indices.dim_size(0) != value_positions.dim_size(0)) {
+    return errors::InvalidArgument(
+        "row_pointers must be a vector [num_rows + 1] and column_indices, value_positions "
+        "vectors [nnz] of equal length. Received: row_pointers.shape=",
+        row_pointers.shape().DebugString(), ", column_indices.shape=",
+        column_indices.shape().DebugString(), ", value_positions.shape=",
+        value_positions.shape().DebugString());
+  }
+  const int64_t nnz = column_indices.dim_size(0);
+  const auto rp = row_pointers.flat<int32>();
+  const auto ci = column_indices.flat<int32>();
+  const auto vp = value_positions.flat<int32>();
+  if (rp(0) != 0 || rp(rp.size() - 1) != nnz) {
+    return errors::InvalidArgument("row_pointers must start at 0 and end at nnz = ", nnz,
+                                   ". Received: first=", rp(0), ", last=", rp(rp.size() - 1));
+  }
+  for (int64_t r = 0; r + 1 < rp.size(); ++r) {
+    if (rp(r + 1) < rp(r)) {
+      return errors::InvalidArgument("row_pointers must be non-decreasing. Received: ",
+                                     "row_pointers[", r, "]=", rp(r), " > row_pointers[", r + 1,
+                                     "]=", rp(r + 1));
+    }
+  }
+  for (int64_t p = 0; p < nnz; ++p) {
+    if (ci(p) < 0 || ci(p) >= num_columns) {
+      return errors::InvalidArgument("column_indices must lie in [0, ", num_columns,
+                                     "). Received: column_indices[", p, "]=", ci(p));
+    }
+    if (vp(p) < 0 || vp(p) >= num_values) {
+      return errors::InvalidArgument("value_positions must lie in [0, ", num_values,
+                                     "). Received: value_positions[", p, "]=", vp(p));
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+template <typename T>
+class SparseMatmulOp : public OpKernel {
+ public:
+  explicit SparseMatmulOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("num_columns", &num_columns_));
+    OP_REQUIRES_OK(context, context->GetAttr("adjoint_a", &adjoint_a_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& x = context->input(0);
+    const Tensor& values = context->input(1);
+    const Tensor& row_pointers = context->input(2);
+    const Tensor& column_indices = context->input(3);
+    const Tensor& value_positions = context->input(4);
+    OP_REQUIRES(context, x.dims() == 2 && values.dims() == 1,
+                errors::InvalidArgument("x must be a matrix and values a vector. Received: "
+                                        "x.shape=", x.shape().DebugString(),
+                                        ", values.shape=", values.shape().DebugString()));
+    OP_REQUIRES_OK(context, CheckCsr(row_pointers, column_indices, value_positions,
+                                     num_columns_, values.dim_size(0)));
+    const int64_t num_rows = row_pointers.dim_size(0) - 1;
+    const int64_t batch = x.dim_size(0);
+    const int64_t in_dim = adjoint_a_ ? num_rows : num_columns_;
+    const int64_t out_dim = adjoint_a_ ? num_columns_ : num_rows;
+    OP_REQUIRES(context, x.dim_size(1) == in_dim,
+                errors::InvalidArgument("x must have ", in_dim, " columns. Received: x.shape=",
+                                        x.shape().DebugString()));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({batch, out_dim}), &y));
+    if (batch == 0 || out_dim == 0) return;
+
+    const int64_t stride = RoundUp(batch, BatchTile<T>());
+    const int64_t num_tiles = stride / BatchTile<T>();
+    const int64_t nnz = column_indices.dim_size(0);
+    Tensor xt_tensor, yt_tensor, values_tensor;
+    const DataType dtype = DataTypeToEnum<T>::value;
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({in_dim * stride}),
+                                                   &xt_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({out_dim * stride}),
+                                                   &yt_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({nnz}), &values_tensor));
+    T* xt = xt_tensor.flat<T>().data();
+    T* yt = yt_tensor.flat<T>().data();
+    T* v = values_tensor.flat<T>().data();
+    PermuteValues<T>(values, value_positions, v);
+    ToTileMajor<T>(context, x.flat<T>().data(), batch, in_dim, xt);
+    const int32* rp = row_pointers.flat<int32>().data();
+    const int32* ci = column_indices.flat<int32>().data();
+    thread::ThreadPool* workers = Workers(context);
+    if (!adjoint_a_) {
+      const int64_t cost = 2 * stride * (nnz / std::max<int64_t>(num_rows, 1) + 1);
+      workers->ParallelFor(num_rows, cost, [&](int64_t begin, int64_t end) {
+        GatherRows(begin, end, num_tiles, in_dim, out_dim, rp, ci, v, xt, yt);
+      });
+    } else {
+      std::fill(yt, yt + out_dim * stride, T(0));
+      workers->ParallelFor(num_tiles, 4 * BatchTile<T>() * (nnz + num_rows),
+                           [&](int64_t begin, int64_t end) {
+                             ScatterRows(begin, end, num_rows, out_dim, rp, ci, v, xt, yt);
+                           });
+    }
+    FromTileMajor<T>(context, yt, batch, out_dim, y->flat<T>().data());
+  }
+
+ private:
+  int64_t num_columns_;
+  bool adjoint_a_;
+};
+
+template <typename T>
+class SparseMatmulValuesGradOp : public OpKernel {
+ public:
+  explicit SparseMatmulValuesGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& a = context->input(0);
+    const Tensor& b = context->input(1);
+    const Tensor& row_pointers = context->input(2);
+    const Tensor& column_indices = context->input(3);
+    const Tensor& value_positions = context->input(4);
+    OP_REQUIRES(context, a.dims() == 2 && b.dims() == 2 && a.dim_size(0) == b.dim_size(0),
+                errors::InvalidArgument("a and b must be matrices with the same number of rows. "
+                                        "Received: a.shape=", a.shape().DebugString(),
+                                        ", b.shape=", b.shape().DebugString()));
+    const int64_t nnz = column_indices.dims() == 1 ? column_indices.dim_size(0) : -1;
+    OP_REQUIRES_OK(context,
+                   CheckCsr(row_pointers, column_indices, value_positions, a.dim_size(1), nnz));
+    const int64_t num_rows = row_pointers.dim_size(0) - 1;
+    OP_REQUIRES(context, b.dim_size(1) == num_rows,
+                errors::InvalidArgument("b must have num_rows = ", num_rows,
+                                        " columns. Received: b.shape=", b.shape().DebugString()));
+    Tensor* grad = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({nnz}), &grad));
+    T* g = grad->flat<T>().data();
+    std::fill(g, g + nnz, T(0));
+    const int64_t batch = a.dim_size(0);
+    if (batch == 0 || nnz == 0) return;
+
+    const int64_t stride = RoundUp(batch, BatchTile<T>());
+    const int64_t num_tiles = stride / BatchTile<T>();
+    const int64_t a_dim = a.dim_size(1);
+    Tensor at_tensor, bt_tensor, grad_tensor;
+    const DataType dtype = DataTypeToEnum<T>::value;
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({a_dim * stride}),
+                                                   &at_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({num_rows * stride}),
+                                                   &bt_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(dtype, TensorShape({nnz}), &grad_tensor));
+    T* at = at_tensor.flat<T>().data();
+    T* bt = bt_tensor.flat<T>().data();
+    T* csr_grad = grad_tensor.flat<T>().data();
+    std::fill(csr_grad, csr_grad + nnz, T(0));
+    ToTileMajor<T>(context, a.flat<T>().data(), batch, a_dim, at);
+    ToTileMajor<T>(context, b.flat<T>().data(), batch, num_rows, bt);
+    const int32* rp = row_pointers.flat<int32>().data();
+    const int32* ci = column_indices.flat<int32>().data();
+    const int32* vp = value_positions.flat<int32>().data();
+    const int64_t cost = 2 * stride * (nnz / std::max<int64_t>(num_rows, 1) + 1);
+    Workers(context)->ParallelFor(num_rows, cost, [&](int64_t begin, int64_t end) {
+      RowDots(begin, end, num_tiles, a_dim, num_rows, rp, ci, at, bt, csr_grad);
+    });
+    for (int64_t p = 0; p < nnz; ++p) g[vp[p]] = csr_grad[p];
+  }
+};
+
+#define REGISTER(T)                                                                        \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("TfEmergent>SparseMatmul").Device(DEVICE_CPU).TypeConstraint<T>("T"),           \
+      SparseMatmulOp<T>);                                                                  \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("TfEmergent>SparseMatmulValuesGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+      SparseMatmulValuesGradOp<T>);
+REGISTER(float);
+REGISTER(double);
+#undef REGISTER
+
+}  // namespace tfemergent
+}  // namespace tensorflow

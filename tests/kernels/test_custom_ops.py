@@ -1,0 +1,297 @@
+"""The C++ ops (`TfEmergent>SparseMatmul`, `TfEmergent>MaskedMatmul`) against the pure-TF path.
+
+Every kernel runs on both paths (the switch `enable_custom_ops` /
+`disable_custom_ops`) and the results are compared; gradients of the op path are
+checked against float64 numerics; the loader's fallback warns once; a SavedModel
+that contains the op loads after `load_custom_ops` and fails clearly before.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfemergent.kernels import BlockMask
+from tfemergent.kernels import custom_ops
+from tfemergent.kernels import masked_matmul
+from tfemergent.kernels import sparse_kernel_from_dense
+from tfemergent.kernels import sparse_matmul
+
+BUILT = custom_ops.LIBRARY_PATH.exists()
+needs_library = pytest.mark.skipif(not BUILT, reason="the C++ ops are not built")
+PATHS = ["custom_op", "pure_tf"]
+
+
+@pytest.fixture(autouse=True)
+def masked_op_at_every_density(monkeypatch):
+    """masked_matmul does not use the C++ op by default (not faster yet): force it here."""
+    from tfemergent.kernels import matmul as matmul_module
+
+    monkeypatch.setattr(matmul_module, "CUSTOM_OP_MIN_DENSITY", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def restore_switch():
+    saved = dict(custom_ops._state)
+    yield
+    custom_ops._state.update(saved)
+
+
+def set_path(path):
+    if path == "custom_op":
+        custom_ops.enable_custom_ops()
+    else:
+        custom_ops.disable_custom_ops()
+
+
+def sparse_problem(dtype, num_inputs=23, num_outputs=17, batch=5, density=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(size=(num_inputs, num_outputs)).astype(dtype)
+    kernel[rng.random(kernel.shape) > density] = 0.0
+    kernel[3] = 0.0  # an empty row and column
+    kernel[:, 4] = 0.0
+    x = rng.normal(size=(batch, num_inputs)).astype(dtype)
+    upstream = rng.normal(size=(batch, num_outputs)).astype(dtype)
+    return kernel, x, upstream
+
+
+def sparse_step(path, kernel, x, upstream):
+    set_path(path)
+    sparse = sparse_kernel_from_dense(kernel)
+    values = tf.Variable(sparse.values)
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = sparse_matmul(x, tf.sparse.SparseTensor(sparse.indices, values, kernel.shape))
+        loss = tf.reduce_sum(outputs * upstream)
+    return [outputs] + tape.gradient(loss, [x, values])
+
+
+def block_mask():
+    blocks = [([0, 3, 5], [1, 2]), ([1, 2, 3, 4, 8], [0, 5, 6]), ([9], [8])]  # row 3 shared, density 22/99
+    return BlockMask.from_blocks(blocks, 11, 9)
+
+
+def masked_step(path, kernel, x, upstream, mask):
+    set_path(path)
+    kernel = tf.Variable(kernel)
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = masked_matmul(x, kernel, mask, implementation="gather")
+        loss = tf.reduce_sum(outputs * upstream)
+    return [outputs] + tape.gradient(loss, [x, kernel])
+
+
+@needs_library
+@pytest.mark.parametrize("batch", [1, 5, 40])
+def test_sparse_matmul_paths_agree(batch):
+    kernel, x, upstream = sparse_problem("float32", batch=batch)
+    op = sparse_step("custom_op", kernel, x, upstream)
+    reference = sparse_step("pure_tf", kernel, x, upstream)
+    np.testing.assert_allclose(op[0], x @ kernel, rtol=1e-5, atol=1e-5)
+    for got, expected in zip(op, reference):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_library
+def test_sparse_matmul_uses_the_op_only_when_enabled():
+    kernel, x, _ = sparse_problem("float32")
+    sparse = sparse_kernel_from_dense(kernel)
+    for path, expected in (("custom_op", True), ("pure_tf", False)):
+        set_path(path)
+        graph = tf.function(lambda x: sparse_matmul(x, sparse)).get_concrete_function(
+            tf.TensorSpec(x.shape, tf.float32)
+        ).graph
+        types = {op.type for op in graph.get_operations()}
+        assert ("TfEmergent>SparseMatmul" in types) == expected, types
+
+
+@needs_library
+def test_sparse_matmul_gradient_float64_numerics():
+    custom_ops.enable_custom_ops()
+    kernel, x, _ = sparse_problem("float64", num_inputs=7, num_outputs=6, batch=3, density=0.5)
+    sparse = sparse_kernel_from_dense(kernel)
+
+    def product(x, values):
+        return sparse_matmul(x, tf.sparse.SparseTensor(sparse.indices, values, kernel.shape))
+
+    theoretical, numerical = tf.test.compute_gradient(product, [x, sparse.values])
+    for a, b in zip(theoretical, numerical):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@needs_library
+def test_sparse_matmul_op_rejects_a_bad_csr():
+    library = custom_ops.load_custom_ops()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="column_indices must lie"):
+        library.tf_emergent_sparse_matmul(
+            x=tf.ones([2, 3]),
+            values=tf.ones([1]),
+            row_pointers=[0, 1],
+            column_indices=[5],
+            value_positions=[0],
+            num_columns=3,
+        )
+
+
+@needs_library
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [1, 6])
+def test_masked_matmul_paths_agree(dtype, batch):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(batch, 11)).astype(dtype)
+    kernel = rng.normal(size=(11, 9)).astype(dtype)
+    upstream = rng.normal(size=(batch, 9)).astype(dtype)
+    mask = block_mask()
+    op = masked_step("custom_op", kernel, x, upstream, mask)
+    reference = masked_step("pure_tf", kernel, x, upstream, mask)
+    dense_mask = mask.to_dense(dtype).numpy()
+    np.testing.assert_allclose(op[0], x @ (kernel * dense_mask), rtol=1e-5, atol=1e-5)
+    assert np.all(op[2].numpy()[dense_mask == 0] == 0)
+    for got, expected in zip(op, reference):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_library
+def test_masked_matmul_large_blocks_paths_agree():
+    rng = np.random.default_rng(2)
+    size = 256
+    blocks = [(np.arange(k, size, 4), np.arange(k, size, 4)) for k in range(4)]
+    mask = BlockMask.from_blocks(blocks, size, size)
+    x = rng.normal(size=(37, size)).astype("float32")
+    kernel = rng.normal(size=(size, size)).astype("float32")
+    upstream = rng.normal(size=(37, size)).astype("float32")
+    op = masked_step("custom_op", kernel, x, upstream, mask)
+    reference = masked_step("pure_tf", kernel, x, upstream, mask)
+    for got, expected in zip(op, reference):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_library
+def test_masked_matmul_gradient_float64_numerics():
+    custom_ops.enable_custom_ops()
+    rng = np.random.default_rng(3)
+    mask = block_mask()
+    x = rng.normal(size=(3, 11))
+    kernel = rng.normal(size=(11, 9))
+
+    def product(x, kernel):
+        return masked_matmul(x, kernel, mask, implementation="gather")
+
+    theoretical, numerical = tf.test.compute_gradient(product, [x, kernel])
+    for a, b in zip(theoretical, numerical):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@needs_library
+def test_xla_path_is_pure_tf():
+    custom_ops.enable_custom_ops()
+    kernel, x, _ = sparse_problem("float32")
+    sparse = sparse_kernel_from_dense(kernel)
+    compiled = tf.function(lambda x: sparse_matmul(x, sparse), jit_compile=True)
+    np.testing.assert_allclose(compiled(x), x @ kernel, rtol=1e-5, atol=1e-5)
+    graph = compiled.get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph
+    assert not any(op.type.startswith("TfEmergent>") for op in graph.get_operations())
+
+
+def test_fallback_warns_once(monkeypatch, tmp_path):
+    monkeypatch.setattr(custom_ops, "LIBRARY_PATH", tmp_path / "missing.so")
+    monkeypatch.setitem(custom_ops._state, "library", None)
+    monkeypatch.setitem(custom_ops._state, "error", None)
+    monkeypatch.setitem(custom_ops._state, "warned", False)
+    custom_ops.enable_custom_ops()
+    kernel, x, _ = sparse_problem("float32")
+    sparse = sparse_kernel_from_dense(kernel)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = sparse_matmul(x, sparse)
+        second = sparse_matmul(x, sparse)
+    messages = [str(w.message) for w in caught if "pure-TensorFlow kernels" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert "missing.so" in messages[0]
+    np.testing.assert_allclose(first, x @ kernel, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(second, first)
+    with pytest.raises(ImportError, match="not built"):
+        custom_ops.load_custom_ops()
+
+
+def test_switch_and_invalid_argument():
+    custom_ops.disable_custom_ops()
+    assert not custom_ops.custom_ops_enabled()
+    assert not custom_ops.use_custom_ops(tf.float32)
+    custom_ops.enable_custom_ops()
+    assert custom_ops.custom_ops_enabled()
+    assert not custom_ops.use_custom_ops(tf.float16)
+    with pytest.raises(ValueError, match="in_saved_models"):
+        custom_ops.enable_custom_ops(in_saved_models="yes")
+
+
+def _saved_model(directory, in_saved_models):
+    custom_ops.enable_custom_ops(in_saved_models=in_saved_models)
+    kernel, x, _ = sparse_problem("float32")
+    sparse = sparse_kernel_from_dense(kernel)
+    module = tf.Module()
+    module.values = tf.Variable(sparse.values)
+    module.call = tf.function(
+        lambda x: sparse_matmul(
+            x, tf.sparse.SparseTensor(sparse.indices, module.values, kernel.shape)
+        ),
+        input_signature=[tf.TensorSpec([None, kernel.shape[0]], tf.float32)],
+    )
+    tf.saved_model.save(module, str(directory))
+    return kernel, x
+
+
+def _op_types(directory):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((pathlib.Path(directory) / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    return {node.op for function in graph.library.function for node in function.node_def}
+
+
+@needs_library
+def test_saved_model_is_pure_tf_by_default(tmp_path):
+    _saved_model(tmp_path / "model", in_saved_models=False)
+    assert not any(op.startswith("TfEmergent>") for op in _op_types(tmp_path / "model"))
+
+
+@needs_library
+def test_saved_model_with_the_op_needs_load_custom_ops(tmp_path):
+    kernel, x = _saved_model(tmp_path / "model", in_saved_models=True)
+    assert "TfEmergent>SparseMatmul" in _op_types(tmp_path / "model")
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        x = np.load({str(tmp_path / "x.npy")!r})
+        try:
+            tf.saved_model.load({str(tmp_path / "model")!r})
+        except Exception as error:
+            print("BEFORE:", type(error).__name__, str(error).splitlines()[0])
+        from tfemergent.kernels import load_custom_ops
+        load_custom_ops()
+        model = tf.saved_model.load({str(tmp_path / "model")!r})
+        np.save({str(tmp_path / "y.npy")!r}, model.call(x).numpy())
+        """
+    )
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    before = [line for line in result.stdout.splitlines() if line.startswith("BEFORE:")]
+    assert before and "TfEmergent>SparseMatmul" in before[0], result.stdout
+    assert "not registered" in before[0].lower() or "NotFound" in before[0], before[0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), x @ kernel, rtol=1e-5, atol=1e-5)
