@@ -168,38 +168,72 @@ def will_use_custom_ops(dtype="float32"):
 # ----------------------------------------------------------------------------
 
 
-def _csr_row_pointers(row_of_each, num_rows):
-    """Row pointers [num_rows + 1] of nonzeros listed in row order."""
-    counts = tf.math.bincount(
-        row_of_each, minlength=num_rows, maxlength=num_rows, dtype=tf.int32
-    )
-    return tf.concat([tf.zeros([1], tf.int32), tf.cumsum(counts)], axis=0)
-
-
 def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=None):
     """``x @ K`` for the COO kernel K (row-major indices) with ``TfEmergent>SparseMatmul``.
 
-    The op multiplies by the CSR matrix ``A = K^T`` (rows = outputs): its
-    nonzeros are the kernel's in column-major order (``transpose_order``), and
-    its values are read through ``value_positions = transpose_order``, so the
-    values gradient comes back in the kernel's own order.
+    The forward op multiplies by the CSR matrix ``A = K^T`` (rows = outputs):
+    its nonzeros are the kernel's in column-major order (``transpose_order``),
+    and its values are read through ``value_positions = transpose_order``, so
+    the values gradient comes back in the kernel's own order. The input
+    gradient ``dy @ K^T`` runs the same op in its row-parallel "gather" form on
+    K's own CSR (the row-major indices as they are, built by one sequential
+    pass), not the adjoint "scatter" form on ``A`` (measured 1.7x slower at
+    S = 5000, 97% zeros, batch 256: every nonzero then read-modify-writes an
+    output row). The raw op's registered gradient (for graphs that hold the op
+    without this wrapper, e.g. a reloaded SavedModel) uses the adjoint form.
     """
     library = load_custom_ops()
     indices = tf.cast(indices, tf.int64)
     if transpose_order is None:
         transpose_order = xla.sparse_transpose_order(indices, input_dim)
     order = tf.cast(transpose_order, tf.int32)
-    transposed = tf.cast(tf.gather(indices, order), tf.int32)  # [i, j], sorted by j
-    row_pointers = _csr_row_pointers(transposed[:, 1], output_dim)
-    return library.tf_emergent_sparse_matmul(
-        x=x,
-        values=values,
-        row_pointers=row_pointers,
-        column_indices=transposed[:, 0],
-        value_positions=order,
-        num_columns=input_dim,
-        adjoint_a=False,
+    # One O(nnz) pass in C++ each (tf.gather of the [nnz, 2] pairs took ~2x as long).
+    row_pointers, column_indices = library.tf_emergent_csr_from_coo(
+        indices=indices, transpose_order=order, num_rows=output_dim, num_columns=input_dim
     )
+    nnz = tf.shape(order)[0]
+
+    @tf.custom_gradient
+    def product(x, values):
+        outputs = library.tf_emergent_sparse_matmul(
+            x=x,
+            values=values,
+            row_pointers=row_pointers,
+            column_indices=column_indices,
+            value_positions=order,
+            num_columns=input_dim,
+            adjoint_a=False,
+        )
+
+        def gradient(upstream):
+            identity = tf.range(nnz, dtype=tf.int32)
+            kernel_row_pointers, kernel_columns = library.tf_emergent_csr_from_coo(
+                indices=tf.reverse(indices, axis=[1]),
+                transpose_order=identity,
+                num_rows=input_dim,
+                num_columns=output_dim,
+            )
+            grad_x = library.tf_emergent_sparse_matmul(
+                x=upstream,
+                values=values,
+                row_pointers=kernel_row_pointers,
+                column_indices=kernel_columns,
+                value_positions=identity,
+                num_columns=output_dim,
+                adjoint_a=False,
+            )
+            grad_values = library.tf_emergent_sparse_matmul_values_grad(
+                a=x,
+                b=upstream,
+                row_pointers=row_pointers,
+                column_indices=column_indices,
+                value_positions=order,
+            )
+            return grad_x, grad_values
+
+        return outputs, gradient
+
+    return product(x, values)
 
 
 def masked_matmul(x, kernel, row_index, col_index):
@@ -216,6 +250,10 @@ def masked_matmul(x, kernel, row_index, col_index):
 # ----------------------------------------------------------------------------
 # Gradients
 # ----------------------------------------------------------------------------
+
+
+# The CSR structure is integer bookkeeping: no gradient.
+tf.no_gradient("TfEmergent>CsrFromCoo")
 
 
 @tf.RegisterGradient("TfEmergent>SparseMatmul")

@@ -10,6 +10,8 @@
 // - values gradient: one dot product over the batch per nonzero, rows split.
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
+#include <atomic>
+
 #include "vector_math.h"
 
 namespace tensorflow {
@@ -96,10 +98,7 @@ TFEMERGENT_INLINE void RowDotsImpl(int64_t row_begin, int64_t row_end, int64_t n
       const V b0 = Load(b_tile + r * 2 * W), b1 = Load(b_tile + r * 2 * W + W);
       for (int64_t p = row_pointers[r]; p < row_pointers[r + 1]; ++p) {
         const T* a = a_tile + column_indices[p] * 2 * W;
-        const V c = Load(a) * b0 + Load(a + W) * b1;
-        T total = 0;
-        for (int i = 0; i < W; ++i) total += c[i];
-        grad[p] += total;
+        grad[p] += HorizontalSum(Load(a) * b0 + Load(a + W) * b1);
       }
     }
   }
@@ -340,6 +339,81 @@ class SparseMatmulValuesGradOp : public OpKernel {
     for (int64_t p = 0; p < nnz; ++p) g[vp[p]] = csr_grad[p];
   }
 };
+
+class CsrFromCooOp : public OpKernel {
+ public:
+  explicit CsrFromCooOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("num_rows", &num_rows_));
+    OP_REQUIRES_OK(context, context->GetAttr("num_columns", &num_columns_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& indices = context->input(0);
+    const Tensor& order = context->input(1);
+    OP_REQUIRES(context,
+                indices.dims() == 2 && indices.dim_size(1) == 2 && order.dims() == 1 &&
+                    order.dim_size(0) == indices.dim_size(0),
+                errors::InvalidArgument(
+                    "indices must be [nnz, 2] and transpose_order [nnz]. Received: "
+                    "indices.shape=", indices.shape().DebugString(),
+                    ", transpose_order.shape=", order.shape().DebugString()));
+    const int64_t nnz = indices.dim_size(0);
+    Tensor* row_pointers = nullptr;
+    Tensor* column_indices = nullptr;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(0, TensorShape({num_rows_ + 1}), &row_pointers));
+    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({nnz}), &column_indices));
+    OP_REQUIRES(context, nnz < (int64_t{1} << 31),
+                errors::InvalidArgument("at most 2^31 - 1 nonzeros. Received: nnz=", nnz));
+    const int64_t* coo = indices.flat<int64_t>().data();
+    const int32* q = order.flat<int32>().data();
+    int32* columns = column_indices->flat<int32>().data();
+    int32* pointers = row_pointers->flat<int32>().data();
+    Tensor rows_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(DT_INT32, TensorShape({nnz}), &rows_tensor));
+    int32* rows = rows_tensor.flat<int32>().data();
+    // Gather (random reads of the COO pairs) in parallel; record the first bad entry.
+    std::atomic<int64_t> bad{nnz};
+    Workers(context)->ParallelFor(nnz, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t k = q[p];
+        if (k < 0 || k >= nnz) {
+          bad.store(std::min(bad.load(), p));
+          return;
+        }
+        const int64_t column = coo[2 * k], row = coo[2 * k + 1];
+        if (column < 0 || column >= num_columns_ || row < 0 || row >= num_rows_) {
+          bad.store(std::min(bad.load(), p));
+          return;
+        }
+        columns[p] = static_cast<int32>(column);
+        rows[p] = static_cast<int32>(row);
+      }
+    });
+    OP_REQUIRES(context, bad.load() == nnz,
+                errors::InvalidArgument(
+                    "transpose_order must be a permutation of [0, nnz) and indices must lie "
+                    "in [0, ", num_columns_, ") x [0, ", num_rows_, "). Received: a bad entry at "
+                    "position ", bad.load()));
+    // Rows sorted by construction of transpose_order: one sequential pass.
+    int64_t p = 0;
+    for (int64_t r = 0; r < num_rows_; ++r) {
+      pointers[r] = static_cast<int32>(p);
+      while (p < nnz && rows[p] == r) ++p;
+    }
+    pointers[num_rows_] = static_cast<int32>(p);
+    OP_REQUIRES(context, p == nnz,
+                errors::InvalidArgument(
+                    "transpose_order must list the nonzeros sorted by their column in K (row "
+                    "of A = K^T). Received: an unsorted entry at position ", p));
+  }
+
+ private:
+  int64_t num_rows_;
+  int64_t num_columns_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("TfEmergent>CsrFromCoo").Device(DEVICE_CPU), CsrFromCooOp);
 
 #define REGISTER(T)                                                                        \
   REGISTER_KERNEL_BUILDER(                                                                 \

@@ -57,6 +57,27 @@ TFEMERGENT_INLINE void Store(T* p, typename VecOf<T>::V v) {
   *reinterpret_cast<typename VecOf<T>::U*>(p) = v;
 }
 
+// Sum of the lanes of a vector, as a tree of half-width adds (the scalar loop
+// `for (i) total += v[i]` is a chain of dependent adds: 16 latencies per call).
+typedef float FloatVec8 __attribute__((vector_size(32)));
+typedef float FloatVec4 __attribute__((vector_size(16)));
+typedef double DoubleVec4 __attribute__((vector_size(32)));
+typedef double DoubleVec2 __attribute__((vector_size(16)));
+TFEMERGENT_INLINE float HorizontalSum(FloatVec v) {
+  const FloatVec8 h8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                       __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const FloatVec4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) +
+                       __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+TFEMERGENT_INLINE double HorizontalSum(DoubleVec v) {
+  const DoubleVec4 h4 = __builtin_shufflevector(v, v, 0, 1, 2, 3) +
+                        __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  const DoubleVec2 h2 = __builtin_shufflevector(h4, h4, 0, 1) +
+                        __builtin_shufflevector(h4, h4, 2, 3);
+  return h2[0] + h2[1];
+}
+
 inline thread::ThreadPool* Workers(OpKernelContext* context) {
   return context->device()->tensorflow_cpu_worker_threads()->workers;
 }
