@@ -1,5 +1,7 @@
 """RecursiveURNLayer with the sparse recurrent product (`use_sparse_kernel`)."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -163,3 +165,34 @@ def test_resparsify_with_a_higher_threshold():
     np.testing.assert_array_equal(
         layer.dense_kernel().numpy(), np.where(np.abs(kernel) > 0.3, kernel, 0.0)
     )
+
+
+def test_supports_jit_is_false_only_while_the_cpp_op_is_used():
+    """Keras then compiles the step without XLA, so the sparse product runs the op."""
+    from tfemergent.kernels import custom_ops
+
+    saved = dict(custom_ops._state)
+    try:
+        layer, x, _ = sparse_layer_pair()
+        model = keras.Sequential([keras.Input((INPUT_DIM,)), layer])
+        assert layer.supports_jit
+        # Not jit_compile=True here: TF's attribute tracking skips the property setter
+        # when the value does not change, so a second compile(jit_compile=True) would
+        # keep True without asking the layers (see RecursiveURNLayer.supports_jit).
+        model.compile(keras.optimizers.SGD(0.1), loss="mse", jit_compile=False)
+        layer.use_sparse_kernel()
+        custom_ops.enable_custom_ops()
+        expected = not custom_ops.will_use_custom_ops("float32")  # False with the library
+        assert layer.supports_jit is expected
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            model.compile(keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+        assert model.jit_compile is expected
+        model.fit(x, np.zeros((x.shape[0], OUTPUT_DIM), "float32"), epochs=1, verbose=0)
+        custom_ops.disable_custom_ops()  # pure TF: XLA is fine again
+        assert layer.supports_jit
+        layer.use_dense_kernel()
+        custom_ops.enable_custom_ops()
+        assert layer.supports_jit
+    finally:
+        custom_ops._state.update(saved)

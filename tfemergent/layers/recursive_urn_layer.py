@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
 from tfemergent.geometry.uplifted_lattice import UpliftedLattice
+from tfemergent.kernels import custom_ops
 from tfemergent.kernels import sparse_matmul
 from tfemergent.utils.validation import (
     validate_bool,
@@ -419,6 +420,26 @@ class RecursiveURNLayer(keras.layers.Layer):
         return self.synaptic_length((self.dense_kernel(), coordinates))
 
     # ------------------------------------------------------------ sparse mode
+    @property
+    def supports_jit(self):
+        """False while the sparse product runs the C++ op (it has no XLA kernel).
+
+        Keras then refuses ``jit_compile=True`` for the model (with a warning) and
+        compiles the step without XLA, so the op is used; under an explicit
+        ``tf.function(jit_compile=True)`` the layer falls back to pure TF. Keras
+        asks the layers only when ``model.jit_compile`` changes value: a model
+        compiled with ``jit_compile=True`` before `use_sparse_kernel` keeps XLA
+        (and the pure-TF sparse product) when compiled again with True; compile
+        it with the default ``"auto"`` (no XLA on CPU) or ``False`` in between.
+        """
+        if getattr(self, "_sparse", False) and custom_ops.will_use_custom_ops(self.compute_dtype):
+            return False
+        return self._supports_jit
+
+    @supports_jit.setter
+    def supports_jit(self, value):
+        self._supports_jit = value
+
     @property
     def is_sparse(self):
         """Whether the recurrent product uses the sparse kernel (`use_sparse_kernel`)."""
