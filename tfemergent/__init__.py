@@ -32,4 +32,9 @@ from tfemergent import probes  # noqa: E402,F401
 from tfemergent import pruning  # noqa: E402,F401
 from tfemergent import regularizers  # noqa: E402,F401
 from tfemergent import search  # noqa: E402,F401
+from tfemergent.utils import keras_multi_worker as _keras_multi_worker  # noqa: E402
 from tfemergent.version import __version__  # noqa: E402,F401
+
+# model.fit under a multi-worker MultiWorkerMirroredStrategy (Keras 3.15 bugs; only
+# active under such a strategy; TFEMERGENT_PATCH_KERAS=0 leaves Keras untouched).
+_keras_multi_worker.patch_from_environment()

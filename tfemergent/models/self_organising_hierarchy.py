@@ -376,6 +376,12 @@ class SelfOrganisingHierarchy(keras.Model):
         with tf.GradientTape() as tape:
             codes, losses = self._unit_losses(images, training=True)
             total = tf.add_n(losses)
+            # The optimizer sums the replicas' gradients: as Keras does for its own
+            # losses, each replica's loss counts 1 / replicas, so that a distributed
+            # step makes the update of the global batch.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:
+                total = total / replicas
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply(gradients, variables)
