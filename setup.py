@@ -132,7 +132,9 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # tfemergent.search.RayExecutor: searches on a Ray cluster.
+        "ray": ["ray==2.60.0"],
+        "test": ["pytest>=8", "ray==2.60.0"],
     },
     entry_points={"console_scripts": ["tfemergent=tfemergent.cli:main"]},
     ext_modules=[CUSTOM_OPS] if CUSTOM_OPS_SOURCES else [],

@@ -218,6 +218,25 @@ def test_sequential_only():
         evaluator._lock.release()
 
 
+def test_a_diverged_trial_fails_and_leaves_the_shared_weights_as_they_were():
+    images = TRAIN_IMAGES.copy()
+    images[50, 0, 0, 0] = np.nan  # in member 0's slice of cycle 0
+    network = _network()
+    evaluator = LocationEvaluator(network, (images, TRAIN_LABELS), (VAL_IMAGES, VAL_LABELS),
+                                  **SETTINGS)
+    assert 50 in evaluator.member_indices(0, 0)
+    before = network.add_on_weights()
+    result = evaluator(search.Trial(0, [0, 1, 0, -1, -1, 0], info={"cycle": 0, "member": 0}))
+    assert np.isnan(result["fitness"]) and np.isnan(result["train_loss"])
+    assert result["num_add_ons"] == 4
+    assert result["failure"] == "the training of the add-ons diverged (train_loss=nan)"
+    for key, value in network.add_on_weights().items():
+        np.testing.assert_array_equal(value, before[key])
+    # The next trial continues from the unchanged weights and trains normally.
+    result = evaluator(search.Trial(1, [-1, 0, -1, 0, 1, -1], info={"cycle": 0, "member": 1}))
+    assert 0.0 <= result["fitness"] <= 1.0 and np.isfinite(result["train_loss"])
+
+
 def test_out_of_order_trials_without_checkpoints_are_refused():
     evaluator = _evaluator()
     trial = search.Trial(5, [-1] * 6, info={"cycle": 1, "member": 1})
@@ -245,6 +264,7 @@ def test_out_of_order_trials_without_checkpoints_are_refused():
         ({"momentum": 1.0}, "Received: momentum=1.0"),
         ({"directory": 3}, "Received: directory=3"),
         ({"seed": -1}, "Received: seed=-1"),
+        ({"shared_weights": "parallel"}, "Received: shared_weights='parallel'"),
     ],
 )
 def test_invalid_arguments(overrides, message):

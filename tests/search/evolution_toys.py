@@ -55,3 +55,11 @@ def comparable(history):
         (trial.trial_id, trial.params, trial.parent, trial.seed, trial.info, result)
         for trial, result in history
     ]
+
+
+def evaluate_location_diverging(trial):
+    """`evaluate_location`, but the candidates whose first gene is 0 "diverge" (NaN fitness)."""
+    result = evaluate_location(trial)
+    if trial.params[0] == 0:
+        result["fitness"] = float("nan")
+    return result

@@ -105,3 +105,40 @@ def comparable(history):
         (trial.trial_id, trial.params, trial.parent, trial.seed, trial.info, result)
         for trial, result in history
     ]
+
+
+def evaluate_diverging(trial, diverging_value=3):
+    """`evaluate_in_directory` (`evaluate_noisy` without a directory), but a candidate
+    whose first coordinate is ``diverging_value`` "diverges": NaN fitness and loss."""
+    result = evaluate_in_directory(trial) if trial.directory else evaluate_noisy(trial)
+    result["loss"] = -sum(result["fitness"])
+    if trial.params[0] == diverging_value:
+        nan = float("nan")
+        result.update(fitness=[nan] * len(trial.params), loss=nan)
+    return result
+
+
+def evaluate_dying_once(trial, marker_directory, dying_trials=(1, 3), sleep=0.0):
+    """`evaluate_in_directory`, but the process evaluating one of ``dying_trials``
+    exits at once (``os._exit``, as a killed worker) the first time; a marker file
+    in ``marker_directory`` (holding the dead process's id) remembers that."""
+    marker = os.path.join(marker_directory, f"died_{trial.trial_id}")
+    if trial.trial_id in dying_trials and not os.path.exists(marker):
+        with open(marker, "w") as file:
+            file.write(str(os.getpid()))
+        os._exit(1)
+    return evaluate_in_directory(trial, sleep=sleep)
+
+
+def raise_value_error(marker):
+    """Append to the file ``marker`` (to count the calls), then raise ``ValueError``."""
+    with open(marker, "a") as file:
+        file.write("x")
+    raise ValueError("the evaluation is broken")
+
+
+def assigned_ray_resources():
+    """The resources Ray assigned to the task that calls this."""
+    import ray
+
+    return ray.get_runtime_context().get_assigned_resources()

@@ -32,6 +32,7 @@ def test_public_api():
         "HillClimbing",
         "LocationSpace",
         "RandomSearch",
+        "RayExecutor",
         "ReceptiveFieldSpace",
         "SearchResult",
         "SearchRunner",
@@ -44,6 +45,7 @@ def test_public_api():
     ]
     for name in search.__all__:
         assert getattr(search, name).__doc__
-    for name in ("EvolutionarySearch", "HillClimbing", "LocationSpace", "RandomSearch", "ReceptiveFieldSpace",
+    for name in ("EvolutionarySearch", "HillClimbing", "LocationSpace", "RandomSearch",
+                 "RayExecutor", "ReceptiveFieldSpace",
                  "SearchResult", "SearchRunner", "SearchSpace", "SearchStrategy", "Trial"):
         assert "Example" in getattr(search, name).__doc__

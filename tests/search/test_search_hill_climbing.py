@@ -79,6 +79,35 @@ def test_hand_traced_steps_accept_reject_and_break():
         strategy.ask()
 
 
+def test_several_candidates_per_step_accept_the_best_improving_one():
+    script = {
+        0: [1.0, 1.0, 1.0],  # baseline
+        1: [0.5, 9.0, 9.0],  # step 1, part 0: 0.5 < 1 -> does not improve
+        2: [9.0, 1.0, 9.0],  # step 1, part 1: tie -> does not improve; next batch from part 2
+        3: [0.0, 0.0, 2.0],  # step 1, part 2: improves (total 2)
+        4: [3.0, 0.0, 0.0],  # step 1, part 0 again: improves (total 3) -> accepted
+        5: [4.0, -1.0, -1.0],  # step 2, part 0: improves (total 2)
+        6: [0.0, 1.0, 1.0],  # step 2, part 1: improves, total 2 too -> the first one wins
+    }
+    strategy = search.HillClimbing(GridSpace(3, 10), num_steps=2, initial=[5, 5, 5], seed=0,
+                                   num_candidates=2)
+    batches = []
+    while not strategy.done:
+        trials = strategy.ask()
+        batches.append([trial.trial_id for trial in trials])
+        strategy.tell([(trial, {"fitness": script[trial.trial_id]}) for trial in trials])
+    assert batches == [[0], [1, 2], [3, 4], [5, 6]]
+    history = strategy.history
+    assert [(r["meta_step"], r["part"], r["accepted"], r["best_trial_id"]) for r in history] == [
+        (0, None, True, 0),
+        (1, 0, False, 0), (1, 1, False, 0),
+        (1, 2, False, 4), (1, 0, True, 4),
+        (2, 0, True, 5), (2, 1, False, 5),
+    ]
+    assert strategy.best[0].trial_id == 5 and strategy.num_asked == 7
+    assert strategy.best[0].parent == 4
+
+
 @pytest.mark.parametrize("acceptance, accepted", [("part", False), ("total", True)])
 def test_acceptance_part_compares_the_changed_part_total_the_sum(acceptance, accepted):
     script = {0: [1.0, 1.0, 1.0], 1: [0.0, 5.0, 5.0]}  # part 0 worse, sum better
@@ -151,13 +180,16 @@ def test_config_round_trip():
         "num_steps": 5,
         "initial": [1, 2, 3],
         "acceptance": "total",
-    }
+    }  # no "num_candidates" when it is 1 (the configs of older checkpoints)
     clone = search.HillClimbing.from_config(config)
     assert clone.get_config() == strategy.get_config()
     assert isinstance(clone.space, GridSpace) and clone.space.size == 7
     restored = search.deserialize(json.loads(json.dumps(search.serialize(strategy))))
     assert type(restored) is search.HillClimbing
     assert restored.get_config() == strategy.get_config()
+    batched = search.HillClimbing(GridSpace(3, 7), num_steps=5, seed=9, num_candidates=4)
+    assert batched.get_config()["num_candidates"] == 4
+    assert search.HillClimbing.from_config(batched.get_config()).num_candidates == 4
 
 
 @pytest.mark.parametrize("seed", [7, None])
@@ -197,6 +229,7 @@ def test_set_state_continues_identically(seed, num_told):
         ({"num_steps": 2.0}, "Received: num_steps=2.0"),
         ({"num_steps": True}, "Received: num_steps=True"),
         ({"acceptance": "sum"}, "Received: acceptance='sum'"),
+        ({"num_candidates": 0}, "Received: num_candidates=0"),
         ({"seed": -1}, "Received: seed=-1"),
         ({"seed": 1.5}, "Received: seed=1.5"),
         ({"initial": [99, 0, 0]}, r"Received: initial=\[99, 0, 0\]"),

@@ -224,10 +224,10 @@ def test_a_failed_tell_is_retried_without_evaluating_again(tmp_path):
 
 def test_an_invalid_result_is_not_checkpointed(tmp_path):
     def evaluate(trial):
-        return {"fitness": float("nan") if trial.trial_id == 2 else 1.0}
+        return {"fitness": "high" if trial.trial_id == 2 else 1.0}
 
     runner = search.SearchRunner(_random_search(), evaluate, tmp_path, verbose=0)
-    with pytest.raises(ValueError, match="'fitness' of trial 2 must be.*Received: fitness=nan"):
+    with pytest.raises(ValueError, match="'fitness' of trial 2 must be.*Received: fitness='high'"):
         runner.run()
     assert [entry["trial_id"] for entry in _read_checkpoint(tmp_path)["completed"]] == [0, 1]
 

@@ -60,13 +60,14 @@ def test_ask_and_tell_misuse():
     [
         ({"loss": 1.0}, r"trial 0 must be a dict with a 'fitness'.*Received: result=\{'loss'"),
         (1.0, "Received: result=1.0"),
-        ({"fitness": float("nan")}, "Received: fitness=nan"),
-        ({"fitness": float("inf")}, "Received: fitness=inf"),
+        ({"fitness": 1.0, "failed": "yes"}, "must be a bool.*Received: failed='yes'"),
+        ({"fitness": float("nan"), "failure": 3}, "must be a str.*Received: failure=3"),
+        ({"fitness": "high", "failed": True}, "Received: fitness='high'"),
         ({"fitness": "high"}, "Received: fitness='high'"),
         ({"fitness": True}, "Received: fitness=True"),
         ({"fitness": None}, "Received: fitness=None"),
         ({"fitness": [1.0, 2.0]}, r"num_parts=3.*Received: fitness=\[1.0, 2.0\]"),
-        ({"fitness": [1.0, float("nan"), 2.0]}, r"Received: fitness=\[1.0, nan, 2.0\]"),
+        ({"fitness": [1.0, float("nan")]}, r"num_parts=3.*Received: fitness=\[1.0, nan\]"),
         ({"fitness": 1.0, "model": object()}, "must hold JSON values"),
     ],
 )

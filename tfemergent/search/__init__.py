@@ -5,16 +5,19 @@ candidates are; a `SearchStrategy` (`HillClimbing`, `RandomSearch`,
 `EvolutionarySearch`) proposes `Trial`s with ``ask()`` and learns from their
 results with ``tell()``; a `SearchRunner` runs that loop with an evaluation
 function of the caller, checkpoints after every evaluation, resumes a killed
-search to the same result, and can evaluate a batch on any executor.
+search to the same result, and can evaluate a batch on any executor, e.g. a
+`RayExecutor` that runs the trials as Ray tasks on a cluster.
 
 Pure numpy and the standard library: nothing here imports TensorFlow or Keras,
-so evaluation workers and other systems can use it on its own.
+so evaluation workers and other systems can use it on its own (`RayExecutor`
+imports Ray when it is created: ``pip install tfemergent[ray]``).
 """
 
 from tfemergent.search.evolutionary_search import EvolutionarySearch
 from tfemergent.search.hill_climbing import HillClimbing
 from tfemergent.search.location_space import LocationSpace
 from tfemergent.search.random_search import RandomSearch
+from tfemergent.search.ray_executor import RayExecutor
 from tfemergent.search.receptive_field_space import ReceptiveFieldSpace
 from tfemergent.search.search_runner import SearchResult
 from tfemergent.search.search_runner import SearchRunner
@@ -30,6 +33,7 @@ __all__ = [
     "HillClimbing",
     "LocationSpace",
     "RandomSearch",
+    "RayExecutor",
     "ReceptiveFieldSpace",
     "SearchResult",
     "SearchRunner",

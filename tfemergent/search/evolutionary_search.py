@@ -5,7 +5,7 @@ import json
 
 from tfemergent.search.search_space import register_search_class
 from tfemergent.search.search_strategy import SearchStrategy
-from tfemergent.search.search_strategy import total_fitness
+from tfemergent.search.search_strategy import fitness_score
 from tfemergent.search.trial import Trial
 from tfemergent.utils.validation import validate_int
 
@@ -56,6 +56,11 @@ class EvolutionarySearch(SearchStrategy):
     best fitness ever seen; with a fixed fitness function it never gets worse,
     as the best member always survives. `population` is that generation,
     sorted best first.
+
+    A failed trial (a diverged candidate, see `SearchStrategy`) ranks last in
+    its generation, below every finite fitness (failed ones keep member
+    order), so it survives only when fewer members than ``num_survivors``
+    succeeded; `best` is None after a generation in which every member failed.
 
     `history` has one record per told trial: ``{"trial_id", "fitness", "rank",
     "best_trial_id"}``, with ``rank`` the place of the trial in its generation
@@ -216,7 +221,8 @@ class EvolutionarySearch(SearchStrategy):
 
     def _tell(self, results):
         # A stable sort: among equal fitness the lower member (e.g. a survivor) ranks first.
-        ranked = sorted(results, key=lambda pair: -total_fitness(pair[1]["fitness"]))
+        # Failed trials score -inf: they rank last.
+        ranked = sorted(results, key=lambda pair: -fitness_score(pair[1]))
         ranks = {trial.trial_id: rank for rank, (trial, _) in enumerate(ranked)}
         self._population = ranked
         self._best = ranked[0]

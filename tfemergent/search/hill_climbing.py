@@ -1,9 +1,12 @@
 """`HillClimbing`: stochastic hill climbing over the parts of a candidate."""
 
 import copy
+import math
 
 from tfemergent.search.search_space import register_search_class
 from tfemergent.search.search_strategy import SearchStrategy
+from tfemergent.search.search_strategy import fitness_score
+from tfemergent.search.search_strategy import is_failed
 from tfemergent.search.search_strategy import total_fitness
 from tfemergent.utils.validation import validate_choice
 from tfemergent.utils.validation import validate_int
@@ -26,25 +29,44 @@ class HillClimbing(SearchStrategy):
                     best <- candidate; break      # accepted: next meta-step
                 # rejected: try the next part
 
-    One trial per `ask`. Trial 0 (``parent=None``, ``info={"meta_step": 0,
-    "part": None}``) gives the baseline; every later trial has ``parent`` = the id
-    of the best trial it was made from (so an evaluator can start from that
-    trial's weights, found in ``trial.parent_directory`` under `SearchRunner`) and
+    One trial per `ask` (``num_candidates=1``, the default). Trial 0
+    (``parent=None``, ``info={"meta_step": 0, "part": None}``) gives the
+    baseline; every later trial has ``parent`` = the id of the best trial it
+    was made from (so an evaluator can start from that trial's weights, found
+    in ``trial.parent_directory`` under `SearchRunner`) and
     ``info={"meta_step": m, "part": i}``. The search takes at least
     ``1 + num_steps`` and at most ``1 + num_steps * num_parts`` trials.
+
+    **Several candidates per step** (``num_candidates=c > 1``), to evaluate
+    them in parallel (`SearchRunner` with an executor, e.g. `RayExecutor`):
+    after the baseline, each `ask` returns ``c`` neighbours of the best, made
+    in order from the parts ``i, i + 1, ..., i + c - 1`` (modulo
+    ``num_parts``) where ``i`` is the part the sequential loop would try next,
+    each a fresh draw of ``space.neighbour`` (a part appears several times
+    when ``c > num_parts``). A candidate *improves* when it beats the best on
+    its own part (the rule above); of the improving candidates the one with
+    the highest scalar fitness (`fitness_score`; ties: the first in the
+    batch) is accepted and the meta-step ends; with none, the next batch
+    continues from part ``i + c``, or the next meta-step starts once every
+    part was tried. With ``c = 1`` this is exactly the loop above. The search
+    takes at least ``1 + num_steps * c`` and at most ``1 + num_steps * c *
+    ceil(num_parts / c)`` trials.
 
     With ``acceptance="part"`` (the paper's rule) ``fitness_i`` is entry ``i`` of
     the per-part fitness list (each result must hold ``num_parts`` values, e.g.
     the entropy of every unit; the entries of the other parts are kept in the
     history but do not decide). With ``acceptance="total"`` it is the whole
     fitness (a float, or the sum of a list). Ties are rejected. Fitness is
-    maximised: negate losses.
+    maximised: negate losses. A failed trial (non-finite fitness, see
+    `SearchStrategy`) is never accepted; if the baseline fails, the search
+    climbs from it all the same (any candidate with a finite fitness improves
+    on it) but `best` stays None until a trial succeeds.
 
     `history` has one record per told trial: ``{"trial_id", "fitness",
     "meta_step", "part", "accepted", "best_trial_id"}`` (trial 0 counts as
-    accepted; ``best_trial_id`` is the best trial after that trial was told), so
-    the best result per meta-step is the ``best_trial_id`` of the last record of
-    that meta-step.
+    accepted unless it failed; ``best_trial_id`` is the best trial after that
+    trial's batch was told), so the best result per meta-step is the
+    ``best_trial_id`` of the last record of that meta-step.
 
     Reference: Borgohain et al., "Self-organising Neural Network Hierarchy",
     Algorithm 2 (stochastic hill climber as meta-learning rule).
@@ -57,6 +79,8 @@ class HillClimbing(SearchStrategy):
         seed: None or an int >= 0 (see `SearchStrategy`).
         acceptance: ``"part"`` (compare the changed part's fitness) or
             ``"total"`` (compare the scalar fitness).
+        num_candidates: int >= 1, the candidates per `ask` after the baseline
+            (see above).
 
     Example:
 
@@ -81,9 +105,24 @@ class HillClimbing(SearchStrategy):
     [(0, 0, None, True), (1, 1, 0, False), (2, 1, 1, True), (3, 2, 0, True), (4, 3, 0, True)]
     >>> strategy.history[2]["fitness"], strategy.history[2]["best_trial_id"]
     ([-3.0, -4.0], 2)
+
+    Four candidates per step, e.g. for four workers:
+
+    >>> strategy = search.HillClimbing(Grid(), num_steps=5, initial=[0, 0], seed=1,
+    ...                                num_candidates=4)
+    >>> while not strategy.done:
+    ...     trials = strategy.ask()
+    ...     strategy.tell([(t, {"fitness": [-abs(t.params[0] - 3), -abs(t.params[1] - 5)]})
+    ...                    for t in trials])
+    >>> strategy.num_asked, strategy.best[0].params  # 1 + 5 steps of 4 candidates
+    (21, [3, 2])
+    >>> [(r["part"], r["accepted"]) for r in strategy.history[1:5]]  # the first step
+    [(0, False), (1, True), (0, False), (1, False)]
     """
 
-    def __init__(self, space, num_steps, initial=None, seed=None, acceptance="part"):
+    def __init__(
+        self, space, num_steps, initial=None, seed=None, acceptance="part", num_candidates=1
+    ):
         super().__init__(space, seed=seed)
         self.num_steps = validate_int("num_steps", num_steps, minimum=0)
         if initial is not None:
@@ -96,6 +135,7 @@ class HillClimbing(SearchStrategy):
                 ) from error
         self.initial = initial
         self.acceptance = validate_choice("acceptance", acceptance, ("part", "total"))
+        self.num_candidates = validate_int("num_candidates", num_candidates, minimum=1)
         self._meta_step = 0  # 0 until the baseline (trial 0) is told
         self._part = 0
 
@@ -110,13 +150,22 @@ class HillClimbing(SearchStrategy):
             params = self.initial if self.initial is not None else self.space.sample(self._rng)
             return [self._new_trial(copy.deepcopy(params), info={"meta_step": 0, "part": None})]
         best_trial = self._best[0]
-        params = self.space.neighbour(copy.deepcopy(best_trial.params), self._part, self._rng)
-        return [
-            self._new_trial(
-                params,
-                parent=best_trial.trial_id,
-                info={"meta_step": self._meta_step, "part": self._part},
+        trials = []
+        for part in self._batch_parts():
+            params = self.space.neighbour(copy.deepcopy(best_trial.params), part, self._rng)
+            trials.append(
+                self._new_trial(
+                    params,
+                    parent=best_trial.trial_id,
+                    info={"meta_step": self._meta_step, "part": part},
+                )
             )
+        return trials
+
+    def _batch_parts(self):
+        """The parts changed by the candidates of the next batch, in order."""
+        return [
+            (self._part + index) % self.space.num_parts for index in range(self.num_candidates)
         ]
 
     def _check_fitness(self, trial, fitness):
@@ -128,39 +177,52 @@ class HillClimbing(SearchStrategy):
                 f"acceptance='total' for a scalar fitness. Received: fitness={fitness!r}"
             )
 
-    def _score(self, fitness, part):
+    def _score(self, result, part):
+        if is_failed(result):
+            return -math.inf
         if self.acceptance == "part":
-            return fitness[part]
-        return total_fitness(fitness)
+            return result["fitness"][part]
+        return total_fitness(result["fitness"])
 
     def _tell(self, results):
-        ((trial, result),) = results
         if self._best is None:
-            accepted = True
+            ((trial, result),) = results
             self._best = (trial, result)
-            meta_step, part = 0, None
             self._meta_step, self._part = 1, 0
+            accepted = not is_failed(result)
+            self._record(trial, result, meta_step=0, part=None, accepted=accepted)
+            return
+        meta_step, parts = self._meta_step, self._batch_parts()
+        best_result = self._best[1]
+        chosen = None
+        for index, ((_, result), part) in enumerate(zip(results, parts)):
+            if self._score(result, part) > self._score(best_result, part) and (
+                chosen is None or fitness_score(result) > fitness_score(results[chosen][1])
+            ):
+                chosen = index
+        if chosen is not None:
+            self._best = results[chosen]
+            self._meta_step, self._part = meta_step + 1, 0
+        elif self._part + len(results) < self.space.num_parts:
+            self._part += len(results)
         else:
-            meta_step, part = self._meta_step, self._part
-            accepted = self._score(result["fitness"], part) > self._score(
-                self._best[1]["fitness"], part
+            self._meta_step, self._part = meta_step + 1, 0
+        for index, ((trial, result), part) in enumerate(zip(results, parts)):
+            self._record(
+                trial, result, meta_step=meta_step, part=part, accepted=index == chosen
             )
-            if accepted:
-                self._best = (trial, result)
-                self._meta_step, self._part = meta_step + 1, 0
-            elif part + 1 < self.space.num_parts:
-                self._part = part + 1
-            else:
-                self._meta_step, self._part = meta_step + 1, 0
-        self._record(trial, result, meta_step=meta_step, part=part, accepted=accepted)
 
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
             "num_steps": self.num_steps,
             "initial": self.initial,
             "acceptance": self.acceptance,
         }
+        if self.num_candidates != 1:
+            # Omitted when 1: checkpoints written before the option existed still resume.
+            config["num_candidates"] = self.num_candidates
+        return config
 
     def get_state(self):
         return {**super().get_state(), "meta_step": self._meta_step, "part": self._part}

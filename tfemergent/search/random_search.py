@@ -2,7 +2,7 @@
 
 from tfemergent.search.search_space import register_search_class
 from tfemergent.search.search_strategy import SearchStrategy
-from tfemergent.search.search_strategy import total_fitness
+from tfemergent.search.search_strategy import fitness_score
 from tfemergent.utils.validation import validate_int
 
 
@@ -14,8 +14,9 @@ class RandomSearch(SearchStrategy):
     topologies). Each `ask` returns up to ``batch_size`` trials (``parent=None``,
     ``info={"batch": b}``) that can be evaluated in parallel, e.g. by
     `SearchRunner` with an executor. The best trial has the highest scalar fitness
-    (a float, or the sum of a per-part list; the earliest wins ties). Fitness is
-    maximised: negate losses.
+    (a float, or the sum of a per-part list; the earliest wins ties); failed
+    trials (see `SearchStrategy`) never are. Fitness is maximised: negate
+    losses.
 
     `history` has one record per told trial: ``{"trial_id", "fitness",
     "best_trial_id"}``.
@@ -64,9 +65,7 @@ class RandomSearch(SearchStrategy):
 
     def _tell(self, results):
         for trial, result in results:
-            if self._best is None or total_fitness(result["fitness"]) > total_fitness(
-                self._best[1]["fitness"]
-            ):
+            if self._best is None or fitness_score(result) > fitness_score(self._best[1]):
                 self._best = (trial, result)
             self._record(trial, result)
 

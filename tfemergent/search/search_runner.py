@@ -3,18 +3,21 @@
 import concurrent.futures
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import time
 
 from tfemergent.search.search_space import serialize
 from tfemergent.search.search_strategy import SearchStrategy
+from tfemergent.search.search_strategy import is_failed
 from tfemergent.search.trial import Trial
 from tfemergent.utils.validation import validate_int
 
 CHECKPOINT_NAME = "search.json"
 TRIALS_DIRECTORY_NAME = "trials"
 _FORMAT_VERSION = 1
+logger = logging.getLogger("tfemergent.search")
 
 
 @dataclasses.dataclass
@@ -106,11 +109,21 @@ class SearchRunner:
     `concurrent.futures.Executor` works (a `ProcessPoolExecutor` needs a
     picklable, module-level ``evaluate``; with TensorFlow inside ``evaluate`` use
     the ``"spawn"`` start method), and so does any object whose ``submit(fn,
-    trial)`` returns a `concurrent.futures.Future`, e.g. the adapter of a
-    distributed engine. The runner owns no executor: create, and shut it down,
-    outside. An ``evaluate`` with the attribute ``requires_sequential = True``
-    (e.g. `tfemergent.models.LocationEvaluator`, whose trials continue to
-    train weights shared between them) refuses executors: ``ValueError``.
+    trial)`` returns a `concurrent.futures.Future`, e.g. `RayExecutor`, which
+    runs each trial as a Ray task on one machine or a cluster (a worker that
+    dies is retried) without changing anything else. The runner owns no
+    executor: create, and shut it down, outside. An ``evaluate`` with the
+    attribute ``requires_sequential = True`` (e.g. a
+    `tfemergent.models.LocationEvaluator` whose trials continue to train
+    weights shared between them) refuses executors: ``ValueError``.
+
+    **Failed trials.** A result with a non-finite fitness (a candidate whose
+    training diverged) or ``"failed": True`` is a failed trial (see
+    `SearchStrategy`): it is checkpointed and recorded in the history as
+    ``{"fitness": None, "failed": True, "failure": ...}``, logged (a warning
+    of the ``"tfemergent.search"`` logger; with ``verbose=1`` the progress
+    line says "failed"), never selected as best, and the search goes on, with
+    or without an executor.
 
     **Errors.** An exception raised by ``evaluate`` propagates with a note that
     names the trial (`BaseException.add_note`); the checkpoint keeps every result
@@ -319,6 +332,13 @@ class SearchRunner:
         self._completed[trial.trial_id] = result
         self._tell_if_complete()
         self._save()
+        if is_failed(result):
+            logger.warning(
+                "Trial %d failed (%s); it is recorded in the history and never selected as "
+                "best.",
+                trial.trial_id,
+                result["failure"],
+            )
         self._log(trial, result)
 
     def _tell_if_complete(self):
@@ -339,12 +359,15 @@ class SearchRunner:
                 details.update(
                     (key, value)
                     for key, value in record.items()
-                    if key not in ("trial_id", "fitness", "best_trial_id")
+                    if key not in ("trial_id", "fitness", "best_trial_id", "failed")
                 )
                 break
         if details:
             text += " (" + ", ".join(f"{key}={value}" for key, value in details.items()) + ")"
-        text += f": fitness={_format_fitness(result['fitness'])}"
+        if is_failed(result):
+            text += f": failed ({result['failure']})"
+        else:
+            text += f": fitness={_format_fitness(result['fitness'])}"
         best = self.strategy.best
         if best is not None:
             best_fitness = _format_fitness(best[1]["fitness"])

@@ -24,8 +24,31 @@ def total_fitness(fitness):
     return float(fitness)
 
 
+def is_failed(result):
+    """Whether a validated result is that of a failed trial (``"failed": True``)."""
+    return isinstance(result, dict) and result.get("failed") is True
+
+
+def fitness_score(result):
+    """The scalar fitness of a validated result: `total_fitness`, or -inf if it failed."""
+    if is_failed(result):
+        return -math.inf
+    return total_fitness(result["fitness"])
+
+
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite_or_none(value):
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return value
 
 
 class SearchStrategy:
@@ -39,9 +62,27 @@ class SearchStrategy:
 
     A result is a dict of JSON values with at least ``"fitness"``: a finite float,
     or a list of ``space.num_parts`` finite floats (one per part, e.g. the entropy
-    of each unit). Other entries (accuracy, losses, ...) are kept in the history.
+    of each unit). Other entries (accuracy, losses, ...) are kept in the history;
+    JSON has no NaN, so a non-finite float among them is stored as None.
     Strategies always **maximise** fitness; to minimise a loss, return its
     negative. Where one number is needed, a per-part list counts as its sum.
+
+    **Failed trials.** A candidate whose training diverged is not an error of
+    the search: a result whose fitness is a number (or a list of
+    ``num_parts`` numbers) that is not finite (NaN, +inf or -inf; for a list,
+    any entry), or a result with ``"failed": True`` (e.g. from an evaluator
+    that caught its own error), marks the trial as *failed*. Its result is
+    stored as ``{"fitness": None, "failed": True, "failure": <reason>, ...}``
+    (the evaluator's ``"failure"`` text if it gave one, else e.g.
+    ``"non-finite fitness nan"``; the other entries are kept) and recorded in
+    `history` (``"fitness": None, "failed": True``). A failed trial scores
+    below every finite fitness (`fitness_score` is -inf): it is never
+    accepted, ranks last, and is never `best` (``best`` is None while every
+    told trial failed). `SearchRunner` logs it (a warning of the
+    ``"tfemergent.search"`` logger, and "failed" in its progress line) and
+    goes on. A missing or non-numeric fitness, or a list of the wrong length,
+    is still a ``ValueError``: that is a bug of the evaluator, not a
+    diverged candidate.
 
     The constructor arguments are the config (`get_config` / `from_config`; the
     space is serialised with `tfemergent.search.serialize`, so register custom
@@ -53,7 +94,8 @@ class SearchStrategy:
 
     Subclasses implement the ``done`` property, ``_ask()`` (return new trials made
     with ``self._new_trial(params, parent, info)``, drawing randomness only from
-    ``self._rng``) and ``_tell(results)`` (update ``self._best`` and call
+    ``self._rng``) and ``_tell(results)`` (update ``self._best``, comparing
+    results with `fitness_score` so that failed trials rank last, and call
     ``self._record(trial, result, **extra)`` once per trial), and extend
     `get_config`, `get_state` and `set_state` with their own entries.
 
@@ -66,7 +108,8 @@ class SearchStrategy:
         space: the `SearchSpace`.
         seed: the seed argument (None if it was None).
         done: bool, whether the search has nothing left to ask.
-        best: ``(trial, result)`` of the best trial so far, or None.
+        best: ``(trial, result)`` of the best trial so far, or None (also while
+            every trial told so far failed).
         num_asked: int, number of trials handed out by `ask` so far.
         pending_trials: list of the trials asked but not yet told.
         history: list of one dict per told trial, in trial order:
@@ -77,7 +120,8 @@ class SearchStrategy:
         RuntimeError: `ask` while trials are pending or after the search is done;
             `tell` without pending trials.
         ValueError: `tell` with other trials than the pending ones, or a result
-            without a finite ``"fitness"``.
+            without a numeric ``"fitness"`` (a non-finite one marks the trial as
+            failed, see above).
 
     Example (a custom strategy: two batches of three random candidates):
 
@@ -137,6 +181,8 @@ class SearchStrategy:
 
     @property
     def best(self):
+        if self._best is None or is_failed(self._best[1]):
+            return None
         return self._best
 
     @property
@@ -205,8 +251,11 @@ class SearchStrategy:
     def validate_result(self, trial, result):
         """Return ``result`` as JSON values with a float (or list of floats) fitness.
 
-        Raises ``ValueError`` naming the trial when the fitness is missing, not a
-        number, non-finite, or a list of the wrong length.
+        A non-finite fitness or ``"failed": True`` gives the failed result
+        ``{"fitness": None, "failed": True, "failure": <reason>, ...}`` (see
+        the class). Raises ``ValueError`` naming the trial when the fitness is
+        missing, not a number, or a list of the wrong length. Validating a
+        validated result returns it unchanged.
         """
         num_parts = self.space.num_parts
         expected = f"a finite float, or a list of num_parts={num_parts} finite floats"
@@ -216,22 +265,48 @@ class SearchStrategy:
                 f"({expected}). Received: result={result!r}"
             )
         result = to_json_value(result, f"result of trial {trial.trial_id}")
+        failed = result.get("failed", False)
+        if not isinstance(failed, bool):
+            raise ValueError(
+                f"The 'failed' entry of the result of trial {trial.trial_id} must be a bool "
+                f"(True marks a failed trial). Received: failed={failed!r}"
+            )
+        failure = result.get("failure")
+        if failure is not None and not isinstance(failure, str):
+            raise ValueError(
+                f"The 'failure' entry of the result of trial {trial.trial_id} must be a str "
+                f"(why the trial failed). Received: failure={failure!r}"
+            )
         fitness = result["fitness"]
         values = fitness if isinstance(fitness, list) else [fitness]
-        if (
-            not all(_is_number(value) for value in values)
-            or (isinstance(fitness, list) and len(fitness) != num_parts)
-            or not all(math.isfinite(value) for value in values)
-        ):
+        numeric = all(_is_number(value) for value in values) and (
+            not isinstance(fitness, list) or len(fitness) == num_parts
+        )
+        if failed and (fitness is None or numeric):
+            if failure is None:
+                failure = "the evaluation reported failed=True"
+            return self._failed_result(result, failure)
+        if not numeric:
             raise ValueError(
                 f"The 'fitness' of trial {trial.trial_id} must be {expected}. "
                 f"Received: fitness={fitness!r}"
             )
+        if not all(math.isfinite(value) for value in values):
+            if failure is None:
+                failure = f"non-finite fitness {fitness!r}"
+            return self._failed_result(result, failure)
+        result = _finite_or_none(result)
         if isinstance(fitness, list):
             result["fitness"] = [float(value) for value in fitness]
         else:
             result["fitness"] = float(fitness)
         self._check_fitness(trial, result["fitness"])
+        return result
+
+    @staticmethod
+    def _failed_result(result, failure):
+        result = _finite_or_none(result)
+        result.update(fitness=None, failed=True, failure=failure)
         return result
 
     # ------------------------------------------------------------ for subclasses
@@ -259,7 +334,10 @@ class SearchStrategy:
 
     def _record(self, trial, result, **extra):
         record = {"trial_id": trial.trial_id, "fitness": result["fitness"], **extra}
-        record["best_trial_id"] = None if self._best is None else self._best[0].trial_id
+        if is_failed(result):
+            record["failed"] = True
+        best = self.best
+        record["best_trial_id"] = None if best is None else best[0].trial_id
         self._history.append(to_json_value(record, "history record"))
 
     # ----------------------------------------------------------- config & state
