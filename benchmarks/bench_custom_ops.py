@@ -8,8 +8,8 @@ every path in one process, interleaved repeats after warm-up (benchmarks.harness
   ``x @ (kernel * mask)``; ``xla gather`` = jit-compiled
   ``masked_matmul(..., implementation="gather")``; ``c++ op`` = the same call
   in a plain `tf.function` with the custom ops enabled.
-* SparseMatmul (the URN step product), S = 5000 and 21,600, 97% / 99% zeros,
-  batch 256: ``dense`` = jit-compiled ``x @ kernel``; ``tf.sparse`` =
+* SparseMatmul (the URN step product), S = 5000 and 21,600, 97% / 99% zeros
+  (the same number of random columns in every row), batch 256: ``dense`` = jit-compiled ``x @ kernel``; ``tf.sparse`` =
   ``tf.sparse.sparse_dense_matmul``; ``pure TF`` = `sparse_matmul` with the ops
   disabled (CSR ``SparseMatrixMatMul``); ``c++ op`` = `sparse_matmul` enabled.
 * GFLOP/s on the active entries (2 * batch * active * 3 products) relative to
@@ -27,7 +27,6 @@ from benchmarks import harness
 from benchmarks.bench_masked_matmul import receptive_field_mask
 from tfemergent.kernels import custom_ops
 from tfemergent.kernels import masked_matmul
-from tfemergent.kernels import sparse_kernel_from_dense
 from tfemergent.kernels import sparse_matmul
 from tfemergent.kernels import xla
 
@@ -92,18 +91,33 @@ def masked_rows(size, batch, repeats, warmup):
     return rows
 
 
+def random_sparse_kernel(dense, sparsity, rng):
+    """The entries of ``dense`` at ``round((1 - sparsity) * N_out)`` random columns per row."""
+    num_rows, num_columns = dense.shape
+    per_row = max(1, round((1.0 - sparsity) * num_columns))
+    columns = np.stack(
+        [np.sort(rng.choice(num_columns, per_row, replace=False)) for _ in range(num_rows)]
+    )
+    rows = np.repeat(np.arange(num_rows), per_row)
+    columns = columns.reshape(-1)
+    indices = np.stack([rows, columns], axis=1).astype("int64")  # row-major order
+    return tf.sparse.SparseTensor(indices, dense[rows, columns], dense.shape)
+
+
 def sparse_rows(sizes, batch, repeats, warmup):
     rows = []
     for size in sizes:
         rng = np.random.default_rng(0)
-        x = tf.constant(rng.normal(size=(batch, size)).astype("float32"))
-        upstream = tf.constant(rng.normal(size=(batch, size)).astype("float32"))
-        dense = rng.normal(size=(size, size)).astype("float32") / math.sqrt(size)
+        x = tf.constant(rng.standard_normal((batch, size), dtype=np.float32))
+        upstream = tf.constant(rng.standard_normal((batch, size), dtype=np.float32))
+        # float32 throughout, no [S, S] masks: at S = 21,600 one float64 [S, S] array
+        # is 3.7 GB (the first version of this benchmark was killed for memory there).
+        dense = rng.standard_normal((size, size), dtype=np.float32)
+        dense /= math.sqrt(size)
         kernel = tf.Variable(dense)
         dense_step = step(lambda x: tf.matmul(x, kernel), kernel, upstream, True)
         for sparsity in (0.97, 0.99):
-            pruned = dense * (rng.random(dense.shape) >= sparsity)
-            sparse = sparse_kernel_from_dense(pruned)
+            sparse = random_sparse_kernel(dense, sparsity, rng)
             values = tf.Variable(sparse.values)
             order = xla.sparse_transpose_order(sparse.indices, size)
 

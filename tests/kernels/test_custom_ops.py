@@ -133,31 +133,51 @@ def test_csr_from_coo_hand_computed():
     # K [3 inputs, 4 outputs] with nonzeros (row-major) (0,1) (0,3) (1,0) (2,1) (2,3).
     library = custom_ops.load_custom_ops()
     indices = tf.constant([[0, 1], [0, 3], [1, 0], [2, 1], [2, 3]], tf.int64)
-    order = tf.constant([2, 0, 3, 1, 4], tf.int32)  # column-major: (1,0) (0,1) (2,1) (0,3) (2,3)
-    row_pointers, columns = library.tf_emergent_csr_from_coo(
-        indices=indices, transpose_order=order, num_rows=4, num_columns=3
+    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
+        indices=indices, num_rows=4, num_columns=3
     )
     # A = K^T: row 0 <- input 1; row 1 <- inputs 0, 2; row 2 empty; row 3 <- inputs 0, 2.
     assert row_pointers.numpy().tolist() == [0, 1, 3, 3, 5]
     assert columns.numpy().tolist() == [1, 0, 2, 0, 2]
+    assert positions.numpy().tolist() == [2, 0, 3, 1, 4]  # = np.lexsort((rows, cols))
+    # A = K itself: K's own CSR, positions the identity.
+    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
+        indices=indices, num_rows=3, num_columns=4, transpose=False
+    )
+    assert row_pointers.numpy().tolist() == [0, 2, 3, 5]
+    assert columns.numpy().tolist() == [1, 3, 0, 1, 3]
+    assert positions.numpy().tolist() == [0, 1, 2, 3, 4]
 
 
 @needs_library
-def test_csr_from_coo_rejects_an_unsorted_order_and_bad_entries():
+def test_csr_from_coo_matches_lexsort_on_a_random_kernel():
     library = custom_ops.load_custom_ops()
-    indices = tf.constant([[0, 1], [1, 0]], tf.int64)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="sorted by their column"):
+    kernel, _, _ = sparse_problem("float32", num_inputs=40, num_outputs=31, density=0.3)
+    indices = np.argwhere(kernel != 0).astype("int64")
+    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
+        indices=indices, num_rows=31, num_columns=40
+    )
+    order = np.lexsort((indices[:, 0], indices[:, 1]))
+    np.testing.assert_array_equal(positions.numpy(), order)
+    np.testing.assert_array_equal(columns.numpy(), indices[order, 0])
+    counts = np.bincount(indices[:, 1], minlength=31)
+    np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+
+
+@needs_library
+def test_csr_from_coo_rejects_unordered_and_out_of_range_indices():
+    library = custom_ops.load_custom_ops()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="canonical row-major order"):
         library.tf_emergent_csr_from_coo(
-            indices=indices, transpose_order=[0, 1], num_rows=2, num_columns=2
+            indices=tf.constant([[1, 0], [0, 1]], tf.int64), num_rows=2, num_columns=2
         )
-    with pytest.raises(tf.errors.InvalidArgumentError, match="permutation"):
-        library.tf_emergent_csr_from_coo(
-            indices=indices, transpose_order=[1, 7], num_rows=2, num_columns=2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="canonical row-major order"):
+        library.tf_emergent_csr_from_coo(  # a duplicate
+            indices=tf.constant([[0, 1], [0, 1]], tf.int64), num_rows=2, num_columns=2
         )
-    with pytest.raises(tf.errors.InvalidArgumentError, match="permutation"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must lie in \[0, 2\)"):
         library.tf_emergent_csr_from_coo(
-            indices=tf.constant([[0, 5], [1, 0]], tf.int64), transpose_order=[1, 0],
-            num_rows=2, num_columns=2,
+            indices=tf.constant([[0, 5]], tf.int64), num_rows=2, num_columns=2
         )
 
 
@@ -168,10 +188,8 @@ def test_raw_op_registered_gradient_matches_the_wrapper():
     library = custom_ops.load_custom_ops()
     kernel, x, upstream = sparse_problem("float64", batch=6)
     sparse = sparse_kernel_from_dense(kernel)
-    indices = tf.cast(sparse.indices, tf.int64)
-    order = tf.cast(custom_ops.xla.sparse_transpose_order(indices, kernel.shape[0]), tf.int32)
-    row_pointers, columns = library.tf_emergent_csr_from_coo(
-        indices=indices, transpose_order=order, num_rows=kernel.shape[1],
+    row_pointers, columns, order = library.tf_emergent_csr_from_coo(
+        indices=tf.cast(sparse.indices, tf.int64), num_rows=kernel.shape[1],
         num_columns=kernel.shape[0],
     )
     values = tf.constant(sparse.values)

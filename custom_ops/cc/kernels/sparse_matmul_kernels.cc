@@ -10,8 +10,6 @@
 // - values gradient: one dot product over the batch per nonzero, rows split.
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
-#include <atomic>
-
 #include "vector_math.h"
 
 namespace tensorflow {
@@ -345,72 +343,68 @@ class CsrFromCooOp : public OpKernel {
   explicit CsrFromCooOp(OpKernelConstruction* context) : OpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("num_rows", &num_rows_));
     OP_REQUIRES_OK(context, context->GetAttr("num_columns", &num_columns_));
+    OP_REQUIRES_OK(context, context->GetAttr("transpose", &transpose_));
   }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& indices = context->input(0);
-    const Tensor& order = context->input(1);
-    OP_REQUIRES(context,
-                indices.dims() == 2 && indices.dim_size(1) == 2 && order.dims() == 1 &&
-                    order.dim_size(0) == indices.dim_size(0),
-                errors::InvalidArgument(
-                    "indices must be [nnz, 2] and transpose_order [nnz]. Received: "
-                    "indices.shape=", indices.shape().DebugString(),
-                    ", transpose_order.shape=", order.shape().DebugString()));
+    OP_REQUIRES(context, indices.dims() == 2 && indices.dim_size(1) == 2,
+                errors::InvalidArgument("indices must be [nnz, 2]. Received: indices.shape=",
+                                        indices.shape().DebugString()));
     const int64_t nnz = indices.dim_size(0);
-    Tensor* row_pointers = nullptr;
-    Tensor* column_indices = nullptr;
+    OP_REQUIRES(context, nnz < (int64_t{1} << 31),
+                errors::InvalidArgument("at most 2^31 - 1 nonzeros. Received: nnz=", nnz));
+    Tensor *row_pointers = nullptr, *column_indices = nullptr, *value_positions = nullptr;
     OP_REQUIRES_OK(context,
                    context->allocate_output(0, TensorShape({num_rows_ + 1}), &row_pointers));
     OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({nnz}), &column_indices));
-    OP_REQUIRES(context, nnz < (int64_t{1} << 31),
-                errors::InvalidArgument("at most 2^31 - 1 nonzeros. Received: nnz=", nnz));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({nnz}), &value_positions));
     const int64_t* coo = indices.flat<int64_t>().data();
-    const int32* q = order.flat<int32>().data();
-    int32* columns = column_indices->flat<int32>().data();
     int32* pointers = row_pointers->flat<int32>().data();
-    Tensor rows_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(DT_INT32, TensorShape({nnz}), &rows_tensor));
-    int32* rows = rows_tensor.flat<int32>().data();
-    // Gather (random reads of the COO pairs) in parallel; record the first bad entry.
-    std::atomic<int64_t> bad{nnz};
-    Workers(context)->ParallelFor(nnz, 8, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const int64_t k = q[p];
-        if (k < 0 || k >= nnz) {
-          bad.store(std::min(bad.load(), p));
-          return;
-        }
-        const int64_t column = coo[2 * k], row = coo[2 * k + 1];
-        if (column < 0 || column >= num_columns_ || row < 0 || row >= num_rows_) {
-          bad.store(std::min(bad.load(), p));
-          return;
-        }
-        columns[p] = static_cast<int32>(column);
-        rows[p] = static_cast<int32>(row);
+    int32* columns = column_indices->flat<int32>().data();
+    int32* positions = value_positions->flat<int32>().data();
+    // K's shape: [num_columns, num_rows] for A = K^T, [num_rows, num_columns] for A = K.
+    const int64_t k_rows = transpose_ ? num_columns_ : num_rows_;
+    const int64_t k_cols = transpose_ ? num_rows_ : num_columns_;
+    // One sequential pass: bounds, row-major order, and the count of each row of A.
+    std::fill(pointers, pointers + num_rows_ + 1, 0);
+    for (int64_t q = 0; q < nnz; ++q) {
+      const int64_t i = coo[2 * q], j = coo[2 * q + 1];
+      OP_REQUIRES(context, i >= 0 && i < k_rows && j >= 0 && j < k_cols,
+                  errors::InvalidArgument("indices must lie in [0, ", k_rows, ") x [0, ", k_cols,
+                                          "). Received: indices[", q, "]=[", i, ", ", j, "]"));
+      if (q > 0) {
+        const int64_t pi = coo[2 * q - 2], pj = coo[2 * q - 1];
+        OP_REQUIRES(context, i > pi || (i == pi && j > pj),
+                    errors::InvalidArgument(
+                        "indices must be unique and in canonical row-major order. Received: "
+                        "indices[", q - 1, "]=[", pi, ", ", pj, "] then indices[", q, "]=[", i,
+                        ", ", j, "]"));
       }
-    });
-    OP_REQUIRES(context, bad.load() == nnz,
-                errors::InvalidArgument(
-                    "transpose_order must be a permutation of [0, nnz) and indices must lie "
-                    "in [0, ", num_columns_, ") x [0, ", num_rows_, "). Received: a bad entry at "
-                    "position ", bad.load()));
-    // Rows sorted by construction of transpose_order: one sequential pass.
-    int64_t p = 0;
-    for (int64_t r = 0; r < num_rows_; ++r) {
-      pointers[r] = static_cast<int32>(p);
-      while (p < nnz && rows[p] == r) ++p;
+      ++pointers[(transpose_ ? j : i) + 1];
     }
-    pointers[num_rows_] = static_cast<int32>(p);
-    OP_REQUIRES(context, p == nnz,
-                errors::InvalidArgument(
-                    "transpose_order must list the nonzeros sorted by their column in K (row "
-                    "of A = K^T). Received: an unsorted entry at position ", p));
+    for (int64_t r = 0; r < num_rows_; ++r) pointers[r + 1] += pointers[r];
+    if (!transpose_) {
+      for (int64_t q = 0; q < nnz; ++q) {
+        columns[q] = static_cast<int32>(coo[2 * q + 1]);
+        positions[q] = static_cast<int32>(q);
+      }
+      return;
+    }
+    // Counting sort by K's column j, stable in K's row i: one write cursor per row of A
+    // (num_rows streams of sequential writes, whose heads stay in cache).
+    std::vector<int32> cursor(pointers, pointers + num_rows_);
+    for (int64_t q = 0; q < nnz; ++q) {
+      const int32 p = cursor[coo[2 * q + 1]]++;
+      columns[p] = static_cast<int32>(coo[2 * q]);
+      positions[p] = static_cast<int32>(q);
+    }
   }
 
  private:
   int64_t num_rows_;
   int64_t num_columns_;
+  bool transpose_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("TfEmergent>CsrFromCoo").Device(DEVICE_CPU), CsrFromCooOp);

@@ -90,28 +90,30 @@ sum_m b[m, r(p)] * a[m, column_indices[p]] (a sampled dense-dense product).
 
 REGISTER_OP("TfEmergent>CsrFromCoo")
     .Input("indices: int64")
-    .Input("transpose_order: int32")
     .Output("row_pointers: int32")
     .Output("column_indices: int32")
+    .Output("value_positions: int32")
     .Attr("num_rows: int >= 0")
-    .Attr("num_columns: int >= 1")
+    .Attr("num_columns: int >= 0")
+    .Attr("transpose: bool = true")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle indices, order;
+      ShapeHandle indices;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &indices));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &order));
-      DimensionHandle nnz, unused;
-      TF_RETURN_IF_ERROR(c->Merge(c->Dim(indices, 0), c->Dim(order, 0), &nnz));
+      DimensionHandle unused;
       TF_RETURN_IF_ERROR(c->WithValue(c->Dim(indices, 1), 2, &unused));
       int64_t num_rows;
       TF_RETURN_IF_ERROR(c->GetAttr("num_rows", &num_rows));
       c->set_output(0, c->Vector(num_rows + 1));
-      c->set_output(1, c->Vector(nnz));
+      c->set_output(1, c->Vector(c->Dim(indices, 0)));
+      c->set_output(2, c->Vector(c->Dim(indices, 0)));
       return OkStatus();
     })
     .Doc(R"doc(
-The CSR structure of A = K^T from the row-major COO indices of K [num_columns, num_rows]
-and transpose_order (the nonzeros' positions in column-major order of K): A's nonzero p
-is K's nonzero transpose_order[p], at row indices[q, 1] and column indices[q, 0].
+A CSR matrix A [num_rows, num_columns] from the COO indices [nnz, 2] of a kernel K in
+canonical row-major order (checked). With transpose (default) A = K^T: K is
+[num_columns, num_rows], and A's nonzero p is K's nonzero value_positions[p] (a counting
+sort by K's column, one sequential pass). Without transpose A = K (value_positions is
+the identity).
 )doc");
 
 }  // namespace tfemergent
