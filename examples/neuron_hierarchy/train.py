@@ -38,7 +38,10 @@ CONFIG = nhn.NhnConfig(
     segments=None,  # SegmentCNN's default: 3 segments of 4 layers
     epochs=30,
     batch_size=100,
-    learning_rate=0.05,
+    # The paper's 0.05 trains the ENAS network, which has batch normalisation; the
+    # segment CNN has none and does not learn at 0.05 (loss stays at 2.30 for 3 epochs
+    # on 4000 images; 0.01: 2.30 -> 2.11, test accuracy 0.22 after those 3 epochs).
+    learning_rate=0.01,
     min_learning_rate=0.001,
     prune_fraction=0.85,
     num_cycles=20,
@@ -123,6 +126,8 @@ if __name__ == "__main__":
     parser.add_argument("--population", type=int, default=None)
     parser.add_argument("--search-batches", type=int, default=None)
     parser.add_argument("--prune-fraction", type=float, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="start of the cosine of every training stage")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
     args = parser.parse_args()
@@ -132,6 +137,7 @@ if __name__ == "__main__":
             ("num_train", "num_train"), ("num_test", "num_test"), ("epochs", "epochs"),
             ("cycles", "num_cycles"), ("search_batches", "search_batches"),
             ("prune_fraction", "prune_fraction"), ("seed", "seed"),
+            ("learning_rate", "learning_rate"),
         )
         if getattr(args, name) is not None
     }
