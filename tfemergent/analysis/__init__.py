@@ -3,6 +3,7 @@
 from tfemergent.analysis.entropy import binned_entropy
 from tfemergent.analysis.grid_usage import grid_usage
 from tfemergent.analysis.kernel_sensitivity import (
+    channel_sensitivity,
     kernel_sensitivities,
     kernel_sensitivity,
     prunable_layers,
@@ -40,6 +41,7 @@ __all__ = [
     "URNStructure",
     "URN_RESIDUALS",
     "binned_entropy",
+    "channel_sensitivity",
     "clustering_index",
     "count_parameters",
     "dprime_maps",

@@ -53,6 +53,41 @@ def kernel_sensitivity(kernel, mask=None):
     return values.reshape((-1,) + values.shape[2:]).std(axis=0)
 
 
+def channel_sensitivity(kernel, mask=None):
+    """Sensitivity of every output channel of a 2-D convolution: the mean std of its kernels.
+
+    The channel-level version of `kernel_sensitivity`, used by
+    ``tfemergent.pruning.prune_kernels(..., granularity="channel")``: output
+    channel ``o`` of a convolution gets the mean, over its ``in`` incoming
+    kernels ``kernel[:, :, i, o]``, of their standard deviations (population
+    standard deviation, a masked kernel counts as 0). A channel whose input
+    kernels stayed flat (smooth initialisation, no texture learnt), or lost
+    most of them to earlier pruning, ranks low. The mean (not the sum) keeps
+    the values of layers with different numbers of inputs on the scale of one
+    kernel's standard deviation, comparable with `kernel_sensitivity`
+    thresholds.
+
+    Args:
+        kernel: array ``(k, k, in, out)``.
+        mask: optional 0/1 array ``(in, out)``; kernels with mask 0 count as 0.
+
+    Returns:
+        float64 array ``(out,)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> kernel = np.zeros((3, 3, 2, 2))
+    >>> kernel[1, 1, :, 0] = 9.0   # two textured kernels: std sqrt(8) each
+    >>> kernel[1, 1, 0, 1] = 9.0   # one textured kernel, one flat (std 0)
+    >>> channel_sensitivity(kernel)
+    array([2.82842712, 1.41421356])
+    >>> channel_sensitivity(kernel, mask=[[0, 1], [1, 1]])  # first kernel of channel 0 pruned
+    array([1.41421356, 1.41421356])
+    """
+    return kernel_sensitivity(kernel, mask).mean(axis=0)
+
+
 def prunable_layers(model, layer_names=None):
     """The masked convolutions of ``model`` whose kernels can be pruned by sensitivity.
 

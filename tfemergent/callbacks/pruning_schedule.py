@@ -3,7 +3,7 @@
 import keras
 
 from tfemergent.analysis.kernel_sensitivity import SCOPES
-from tfemergent.pruning.prune_kernels import prune_kernels
+from tfemergent.pruning.prune_kernels import GRANULARITIES, prune_kernels
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 
@@ -25,7 +25,11 @@ class PruningSchedule(keras.callbacks.Callback):
     step (train beyond ``end_epoch`` to recover). Pruned kernels are never
     restored: the fraction counts every kernel pruned so far. The kernels are
     ranked by standard deviation over the whole model (``scope="model"``) or in
-    every layer (``scope="layer"``).
+    every layer (``scope="layer"``). With ``granularity="channel"`` whole
+    output channels of a `tfemergent.models.SegmentCNN` model are pruned
+    instead (ranked by the mean standard deviation of their kernels), so that
+    `tfemergent.pruning.shrink` removes them; see
+    `tfemergent.pruning.prune_kernels`.
 
     ``reports`` holds ``(epoch, fraction, PruningReport)`` for every step.
     Neuron Hierarchical Networks prune about 85% of the 3 x 3 and 5 x 5 kernels
@@ -42,6 +46,10 @@ class PruningSchedule(keras.callbacks.Callback):
         scope: ``"model"`` or ``"layer"``.
         layer_names: names of the layers to prune, or None for every prunable
             masked convolution.
+        granularity: ``"kernel"`` (the paper's) or ``"channel"``.
+        channel_multiple: int >= 1, for ``granularity="channel"``: every
+            convolution keeps a multiple of this many channels (see
+            `tfemergent.pruning.prune_kernels`).
 
     Example:
 
@@ -68,6 +76,8 @@ class PruningSchedule(keras.callbacks.Callback):
         frequency=1,
         scope="model",
         layer_names=None,
+        granularity="kernel",
+        channel_multiple=1,
     ):
         super().__init__()
         self.final_fraction = validate_float(
@@ -89,6 +99,13 @@ class PruningSchedule(keras.callbacks.Callback):
                 )
             layer_names = list(layer_names)
         self.layer_names = layer_names
+        self.granularity = validate_choice("granularity", granularity, GRANULARITIES)
+        self.channel_multiple = validate_int("channel_multiple", channel_multiple, minimum=1)
+        if self.channel_multiple > 1 and self.granularity != "channel":
+            raise ValueError(
+                "Argument `channel_multiple` applies to granularity='channel'. Received: "
+                f"channel_multiple={channel_multiple!r}, granularity={granularity!r}"
+            )
         self.reports = []
 
     def fraction_at(self, epoch):
@@ -113,7 +130,12 @@ class PruningSchedule(keras.callbacks.Callback):
         if fraction is None:
             return
         report = prune_kernels(
-            self.model, fraction=fraction, scope=self.scope, layer_names=self.layer_names
+            self.model,
+            fraction=fraction,
+            scope=self.scope,
+            layer_names=self.layer_names,
+            granularity=self.granularity,
+            channel_multiple=self.channel_multiple,
         )
         self.reports.append((epoch, fraction, report))
 
@@ -127,6 +149,8 @@ class PruningSchedule(keras.callbacks.Callback):
             "frequency": self.frequency,
             "scope": self.scope,
             "layer_names": self.layer_names,
+            "granularity": self.granularity,
+            "channel_multiple": self.channel_multiple,
         }
 
     @classmethod

@@ -18,7 +18,7 @@ from tfemergent.models.add_on_super_network import (
 )
 from tfemergent.models.location_evaluator import SHARED_DIRECTORY_NAME, LocationEvaluator
 from tfemergent.models.segment_cnn import HEAD_NAME, SegmentCNN
-from tfemergent.pruning.prune_kernels import prune_kernels
+from tfemergent.pruning.prune_kernels import GRANULARITIES, prune_kernels
 from tfemergent.pruning.shrink import shrink
 from tfemergent.search.evolutionary_search import EvolutionarySearch
 from tfemergent.search.location_space import LocationSpace
@@ -64,6 +64,9 @@ class NeuronHierarchyBuilder:
     2. ``"pruned"``: prune the fraction ``prune_fraction`` of its 3 x 3 / 5 x 5
        kernels with the lowest standard deviation, one threshold for the
        whole network (`tfemergent.pruning.prune_kernels`; the paper: ~85%);
+       with ``prune_granularity="channel"``, in whole output channels ranked
+       by the mean standard deviation of their kernels, so that the next
+       stage removes them (a smaller, faster network; not the paper's);
     3. ``"retrained"``: remove the channels left without input or output
        (`tfemergent.pruning.shrink`: a physically smaller network) and
        retrain (``retrain_epochs``);
@@ -126,6 +129,8 @@ class NeuronHierarchyBuilder:
         momentum: float in [0, 1).
         global_clipnorm: float > 0 or None.
         prune_fraction: fraction of kernels pruned, in [0, 1).
+        prune_granularity: ``"kernel"`` (the paper's) or ``"channel"`` (see
+            `tfemergent.pruning.prune_kernels`).
         retrain_from_scratch: bool (see above).
         kernel_sizes: add-on kernel sizes (subset of ``(3, 5)``).
         include_segment_input: whether add-ons may read a segment's input.
@@ -192,6 +197,7 @@ class NeuronHierarchyBuilder:
         momentum=0.9,
         global_clipnorm=5.0,
         prune_fraction=0.85,
+        prune_granularity="kernel",
         retrain_from_scratch=False,
         kernel_sizes=ADD_ON_KERNEL_SIZES,
         include_segment_input=True,
@@ -249,6 +255,9 @@ class NeuronHierarchyBuilder:
         )
         self.prune_fraction = validate_float("prune_fraction", prune_fraction, minimum=0.0,
                                              maximum=0.999)
+        self.prune_granularity = validate_choice(
+            "prune_granularity", prune_granularity, GRANULARITIES
+        )
         self.retrain_from_scratch = validate_bool("retrain_from_scratch", retrain_from_scratch)
         self.include_segment_input = validate_bool("include_segment_input", include_segment_input)
         self.add_on_initializer = validate_choice(
@@ -312,8 +321,8 @@ class NeuronHierarchyBuilder:
                 for name in (
                     "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
                     "min_learning_rate", "momentum", "global_clipnorm", "prune_fraction",
-                    "retrain_from_scratch", "include_segment_input", "add_on_initializer",
-                    "none_probability",
+                    "prune_granularity", "retrain_from_scratch", "include_segment_input",
+                    "add_on_initializer", "none_probability",
                     "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
                     "search_batches", "search_batch_size", "search_eval_size",
                     "search_learning_rate", "min_search_learning_rate", "direction_density",
@@ -564,7 +573,9 @@ class NeuronHierarchyBuilder:
         stages.append(self._report("base", model, test, started))
 
         started = time.perf_counter()
-        pruning = prune_kernels(model, fraction=self.prune_fraction)
+        pruning = prune_kernels(
+            model, fraction=self.prune_fraction, granularity=self.prune_granularity
+        )
         stages.append(self._report("pruned", model, test, started))
 
         started = time.perf_counter()

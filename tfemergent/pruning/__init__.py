@@ -1,7 +1,8 @@
 """Kernel pruning that really shrinks the model (Neuron Hierarchical Networks).
 
 The measure lives in `tfemergent.analysis` (`kernel_sensitivity`, `select_kernels`);
-this package holds the verbs: `prune_kernels` sets masks, `dead_neurons` finds the
+this package holds the verbs: `prune_kernels` sets masks (kernel by kernel, the
+paper's way, or whole channels so that `shrink` removes them), `dead_neurons` finds the
 channels left without input or output, `shrink` rebuilds the smaller network.
 `tfemergent.callbacks.PruningSchedule` prunes gradually during ``fit``.
 """

@@ -18,7 +18,8 @@ class PruningReport:
     - ``num_pruned_parameters``: ``k * k * num_pruned_kernels``.
 
     Pruned parameters stay in the (masked) model; `tfemergent.pruning.shrink`
-    removes the channels left without input or output.
+    removes the channels left without input or output (with
+    ``granularity="channel"``, the pruned channels).
 
     Attributes:
         layers: dict layer name -> dict of the four counts above.
@@ -27,6 +28,8 @@ class PruningReport:
             ``scope="layer"``).
         scope: ``"model"`` or ``"layer"``.
         num_model_parameters: trainable parameters of the whole model.
+        granularity: ``"kernel"`` (kernels ranked one by one, the default) or
+            ``"channel"`` (whole output channels ranked and pruned).
 
     Example:
 
@@ -42,6 +45,7 @@ class PruningReport:
     threshold: typing.Union[float, typing.Dict[str, float]]
     scope: str
     num_model_parameters: int
+    granularity: str = "kernel"
 
     @property
     def num_kernels(self):
@@ -76,6 +80,7 @@ class PruningReport:
             "layers": {name: dict(row) for name, row in self.layers.items()},
             "threshold": self.threshold,
             "scope": self.scope,
+            "granularity": self.granularity,
             "num_model_parameters": self.num_model_parameters,
             "num_kernels": self.num_kernels,
             "num_pruned_kernels": self.num_pruned_kernels,
@@ -85,7 +90,9 @@ class PruningReport:
         }
 
     def __str__(self):
-        lines = ["layer | kernels pruned | parameters pruned"]
+        lines = [
+            f"layer | kernels pruned | parameters pruned   (granularity={self.granularity})"
+        ]
         for name, row in self.layers.items():
             lines.append(
                 f"{name} | {row['num_pruned_kernels']}/{row['num_kernels']} | "
