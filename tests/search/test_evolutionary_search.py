@@ -6,11 +6,9 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from evolution_toys import evaluate_matches
 from evolution_toys import make_evolutionary_search
 from evolution_toys import num_matches
 from search_toys import GridSpace
+from test_search_resume import kill_after_trials
 
 from tfemergent import search
 from tfemergent.search import EvolutionarySearch
@@ -290,15 +289,6 @@ _SEARCH_SCRIPT = textwrap.dedent(
 )
 
 
-def _num_completed(checkpoint_path):
-    try:
-        with open(checkpoint_path) as file:
-            checkpoint = json.load(file)
-    except FileNotFoundError:
-        return 0
-    return len(checkpoint["history"]) + len(checkpoint["completed"])
-
-
 def test_resume_after_kill_9_gives_the_uninterrupted_result(tmp_path):
     script_path = tmp_path / "run_search.py"
     script_path.write_text(_SEARCH_SCRIPT)
@@ -311,18 +301,8 @@ def test_resume_after_kill_9_gives_the_uninterrupted_result(tmp_path):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
-    process = start()
-    deadline = time.monotonic() + 60
-    while _num_completed(checkpoint_path) < 25:  # into the second generation
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the search did not complete 25 trials in 60 s"
-        time.sleep(0.002)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL
-    with open(checkpoint_path) as file:
-        at_kill = json.load(file)
-    assert at_kill["done"] is False
+    # Killed in the second generation.
+    at_kill = kill_after_trials(start(), checkpoint_path, 25, poll=0.002)
     num_done = len(at_kill["history"]) + len(at_kill["completed"])
     assert 25 <= num_done < 80
 

@@ -11,10 +11,8 @@ import importlib
 import json
 import logging
 import os
-import signal
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -31,8 +29,9 @@ from search_toys import evaluate_in_directory
 from search_toys import make_hill_climbing
 from search_toys import raise_value_error
 from test_search_resume import _WITHOUT_PACKAGE_INIT
-from test_search_resume import _num_completed
 from test_search_resume import _start
+from test_search_resume import completed_trial_ids
+from test_search_resume import kill_after_trials
 
 from tfemergent import search
 
@@ -245,20 +244,10 @@ def test_a_driver_killed_mid_search_resumes_to_the_same_result(ray_address, tmp_
     script_path.write_text(_RAY_SEARCH_SCRIPT.replace("RAY_ADDRESS", repr(ray_address)))
     directory = tmp_path / "killed"
     checkpoint_path = directory / "search.json"
-    process = _start(script_path, directory)
-    deadline = time.monotonic() + 120
-    while _num_completed(checkpoint_path) < 4:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the search did not complete 4 trials in 120 s"
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL
-    with open(checkpoint_path) as file:
-        at_kill = json.load(file)
-    assert at_kill["done"] is False
-    completed = {entry["trial"]["trial_id"] for entry in at_kill["history"]}
-    completed |= {entry["trial_id"] for entry in at_kill["completed"]}
+    at_kill = kill_after_trials(
+        _start(script_path, directory), checkpoint_path, 4, timeout=120, poll=0.01
+    )
+    completed = completed_trial_ids(at_kill)
 
     # Resumed in this process, on Ray again.
     with search.RayExecutor() as executor:

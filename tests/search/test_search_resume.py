@@ -64,6 +64,31 @@ def _num_completed(checkpoint_path):
     return len(checkpoint["history"]) + len(checkpoint["completed"])
 
 
+def kill_after_trials(process, checkpoint_path, num_trials, timeout=60, poll=0.005):
+    """Wait until ``num_trials`` are checkpointed, ``kill -9`` the search, return the checkpoint."""
+    deadline = time.monotonic() + timeout
+    while _num_completed(checkpoint_path) < num_trials:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, (
+            f"the search did not complete {num_trials} trials in {timeout} s"
+        )
+        time.sleep(poll)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    with open(checkpoint_path) as file:
+        checkpoint = json.load(file)
+    assert checkpoint["done"] is False
+    return checkpoint
+
+
+def completed_trial_ids(checkpoint):
+    """The trial_ids whose results a checkpoint holds (history and the pending batch)."""
+    return {entry["trial"]["trial_id"] for entry in checkpoint["history"]} | {
+        entry["trial_id"] for entry in checkpoint["completed"]
+    }
+
+
 def test_search_modules_do_not_import_tensorflow():
     script = _WITHOUT_PACKAGE_INIT + textwrap.dedent(
         """
@@ -86,21 +111,8 @@ def test_resume_after_kill_9_gives_the_uninterrupted_result(tmp_path):
     killed_directory = tmp_path / "killed"
     checkpoint_path = killed_directory / "search.json"
 
-    process = _start(script_path, killed_directory)
-    deadline = time.monotonic() + 60
-    while _num_completed(checkpoint_path) < 3:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the search did not complete 3 trials in 60 s"
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL
-
-    with open(checkpoint_path) as file:
-        at_kill = json.load(file)
-    assert at_kill["done"] is False
-    completed_before_kill = {entry["trial"]["trial_id"] for entry in at_kill["history"]}
-    completed_before_kill |= {entry["trial_id"] for entry in at_kill["completed"]}
+    at_kill = kill_after_trials(_start(script_path, killed_directory), checkpoint_path, 3)
+    completed_before_kill = completed_trial_ids(at_kill)
     assert len(completed_before_kill) >= 3
 
     process = _start(script_path, killed_directory)
