@@ -273,6 +273,26 @@ def test_progress_lines(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_progress_bar(capsys):
+    """verbose=2: a tqdm bar on stderr, nothing on stdout; failed trials are counted."""
+
+    def evaluate(trial):
+        return {"fitness": float("nan") if trial.trial_id == 2 else float(trial.trial_id)}
+
+    strategy = _random_search()
+    search.SearchRunner(strategy, evaluate, verbose=2).run()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    total = strategy.num_trials
+    final = captured.err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"{total}/{total}" in final, final
+    assert f"best={total - 1}" in final and "failed=1" in final, final
+    # A bounded run counts to max_trials.
+    search.SearchRunner(_random_search(), evaluate, verbose=2).run(max_trials=4)
+    final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "4/4" in final, final
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -280,7 +300,7 @@ def test_progress_lines(tmp_path, capsys):
         ({"evaluate": 3}, "Received: evaluate=3"),
         ({"directory": 5}, "Received: directory=5"),
         ({"executor": "threads"}, "Received: executor='threads'"),
-        ({"verbose": 2}, "Received: verbose=2"),
+        ({"verbose": 3}, "Received: verbose=3"),
         ({"verbose": True}, "Received: verbose=True"),
     ],
 )

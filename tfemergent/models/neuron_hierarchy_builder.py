@@ -162,8 +162,9 @@ class NeuronHierarchyBuilder:
             the stages before it reproduce exactly.
         logdir: None or a directory for TensorBoard logs of the training
             stages (``<logdir>/<stage>``).
-        verbose: 0 silent, 1 a line per stage and per search cycle, 2 also
-            one line per trial.
+        verbose: 0 silent, 1 a line per stage and per search cycle and a
+            progress bar of the search's trials (stderr), 2 one line per trial
+            instead of the bar.
 
     Example:
 
@@ -511,7 +512,10 @@ class NeuronHierarchyBuilder:
         )
         strategy = self._make_strategy()
         runner = SearchRunner(
-            strategy, evaluator, directory=self.search_directory, verbose=int(self.verbose == 2)
+            strategy,
+            evaluator,
+            directory=self.search_directory,
+            verbose={0: 0, 1: 2, 2: 1}[self.verbose],  # 1: a progress bar; 2: lines
         )
         for cycle in range(self.num_cycles):
             result = runner.run(max_trials=(cycle + 1) * self.population_size)

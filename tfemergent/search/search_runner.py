@@ -133,7 +133,10 @@ class SearchRunner:
 
     **Progress.** With ``verbose=1`` the runner prints one line per finished
     trial to stdout (trial id, info, fitness, the best trial so far as of the
-    last completed batch, seconds since `run` started); no progress bars.
+    last completed batch, seconds since `run` started). With ``verbose=2`` it
+    shows a `tqdm` progress bar on stderr instead: one tick per finished trial,
+    out of the strategy's ``num_trials`` (or ``max_trials``) when it has one,
+    with the best fitness and the number of failed trials beside it.
 
     Args:
         strategy: a `SearchStrategy` (fresh, or to be restored from the
@@ -144,7 +147,7 @@ class SearchRunner:
             the trial directories. None keeps everything in memory (no resume,
             ``trial.directory`` is None).
         executor: None or an executor (see above).
-        verbose: 0 (silent) or 1 (one line per trial).
+        verbose: 0 (silent), 1 (one line per trial) or 2 (a progress bar).
 
     Attributes:
         checkpoint_path: ``directory/search.json``, or None.
@@ -218,7 +221,8 @@ class SearchRunner:
         self.evaluate = evaluate
         self.directory = directory
         self.executor = executor
-        self.verbose = validate_int("verbose", verbose, minimum=0, maximum=1)
+        self.verbose = validate_int("verbose", verbose, minimum=0, maximum=2)
+        self._bar = None
         self._config = serialize(strategy)
         self._pending = []
         self._completed = {}
@@ -250,17 +254,35 @@ class SearchRunner:
             # Trials asked before the strategy was given to the runner.
             self._pending = [self._place(trial) for trial in self.strategy.pending_trials]
             self._completed = {}
-        while True:
-            if not self._pending:
-                if self.strategy.done:
-                    break
-                if max_trials is not None and self.strategy.num_asked >= max_trials:
-                    break
-                self._pending = [self._place(trial) for trial in self.strategy.ask()]
-                self._completed = {}
-                self._save()
-            self._evaluate_pending()
+        if self.verbose == 2:
+            self._bar = self._progress_bar(max_trials)
+        try:
+            while True:
+                if not self._pending:
+                    if self.strategy.done:
+                        break
+                    if max_trials is not None and self.strategy.num_asked >= max_trials:
+                        break
+                    self._pending = [self._place(trial) for trial in self.strategy.ask()]
+                    self._completed = {}
+                    self._save()
+                self._evaluate_pending()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
         return self.result
+
+    def _progress_bar(self, max_trials):
+        import tqdm  # only for verbose=2
+
+        total = getattr(self.strategy, "num_trials", None)
+        if max_trials is not None:
+            total = max_trials if total is None else min(total, max_trials)
+        done = len(self._history) + len(self._completed)
+        return tqdm.tqdm(
+            total=total, initial=done, unit="trial", desc="search", dynamic_ncols=True
+        )
 
     @property
     def result(self):
@@ -350,6 +372,17 @@ class SearchRunner:
 
     def _log(self, trial, result):
         if not self.verbose:
+            return
+        if self._bar is not None:
+            best = self.strategy.best
+            failed = sum(is_failed(result) for _, result in self._history) + sum(
+                is_failed(result) for result in self._completed.values()
+            )
+            postfix = {"best": "-" if best is None else _format_fitness(best[1]["fitness"])}
+            if failed:
+                postfix["failed"] = failed
+            self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(1)
             return
         text = f"Trial {trial.trial_id}"
         details = dict(trial.info)
