@@ -128,6 +128,12 @@ if __name__ == "__main__":
     parser.add_argument("--prune-fraction", type=float, default=None)
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="start of the cosine of every training stage")
+    parser.add_argument("--prune-granularity", choices=("kernel", "channel"), default=None)
+    parser.add_argument("--prune-scope", choices=("model", "layer"), default=None,
+                        help="model: one threshold (the paper's); layer: the same fraction "
+                             "of every convolution")
+    parser.add_argument("--prune-channel-multiple", type=int, default=None)
+    parser.add_argument("--shared-weights", choices=("sequential", "per_cycle"), default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
     args = parser.parse_args()
@@ -137,7 +143,9 @@ if __name__ == "__main__":
             ("num_train", "num_train"), ("num_test", "num_test"), ("epochs", "epochs"),
             ("cycles", "num_cycles"), ("search_batches", "search_batches"),
             ("prune_fraction", "prune_fraction"), ("seed", "seed"),
-            ("learning_rate", "learning_rate"),
+            ("learning_rate", "learning_rate"), ("prune_granularity", "prune_granularity"),
+            ("prune_scope", "prune_scope"), ("prune_channel_multiple", "prune_channel_multiple"),
+            ("shared_weights", "shared_weights"),
         )
         if getattr(args, name) is not None
     }

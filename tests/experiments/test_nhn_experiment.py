@@ -106,6 +106,15 @@ def test_config_from_args_defaults():
         25, 100, 500
     )
     assert nhn.evolution_settings(7) == (3, 2, 2)
+    assert (config.prune_granularity, config.prune_scope, config.prune_channel_multiple,
+            config.shared_weights) == ("kernel", "model", 1, "sequential")
+    args = parser.parse_args(["--prune-granularity", "channel", "--prune-scope", "layer",
+                              "--prune-channel-multiple", "8", "--shared-weights", "per_cycle"])
+    args.data_dir = args.logdir = args.export = args.plots = None
+    args.quiet = True
+    builder = nhn.config_from_args(args).builder()
+    assert (builder.prune_granularity, builder.prune_scope, builder.prune_channel_multiple,
+            builder.shared_weights) == ("channel", "layer", 8, "per_cycle")
 
 
 @pytest.mark.parametrize(

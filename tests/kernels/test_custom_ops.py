@@ -91,7 +91,7 @@ def masked_step(path, kernel, x, upstream, mask):
 
 
 @needs_library
-@pytest.mark.parametrize("batch", [1, 5, 40])
+@pytest.mark.parametrize("batch", [1, 5, 40, 200])  # 200: 7 batch tiles, one pass of 4 + 3
 def test_sparse_matmul_paths_agree(batch):
     kernel, x, upstream = sparse_problem("float32", batch=batch)
     op = sparse_step("custom_op", kernel, x, upstream)
@@ -162,6 +162,37 @@ def test_csr_from_coo_matches_lexsort_on_a_random_kernel():
     np.testing.assert_array_equal(columns.numpy(), indices[order, 0])
     counts = np.bincount(indices[:, 1], minlength=31)
     np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+
+
+@needs_library
+def test_csr_from_coo_in_parallel_chunks_matches_lexsort():
+    # 160k nonzeros: cut into one chunk per thread (at least 65,536 nonzeros each).
+    library = custom_ops.load_custom_ops()
+    rng = np.random.default_rng(1)
+    indices = np.argwhere(rng.random((500, 640)) < 0.5).astype("int64")
+    assert len(indices) > 2 * 65536
+    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
+        indices=indices, num_rows=640, num_columns=500
+    )
+    order = np.lexsort((indices[:, 0], indices[:, 1]))
+    np.testing.assert_array_equal(positions.numpy(), order)
+    np.testing.assert_array_equal(columns.numpy(), indices[order, 0])
+    counts = np.bincount(indices[:, 1], minlength=640)
+    np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
+        indices=indices, num_rows=500, num_columns=640, transpose=False
+    )
+    np.testing.assert_array_equal(columns.numpy(), indices[:, 1])
+    np.testing.assert_array_equal(positions.numpy(), np.arange(len(indices)))
+    counts = np.bincount(indices[:, 0], minlength=500)
+    np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+    # The first bad entry is reported, wherever its chunk.
+    bad = indices.copy()
+    bad[-5] = [499, 700]
+    bad[-2] = [499, 800]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"Received: indices\[{len(bad) - 5}\]=\[499, 700\]"):
+        library.tf_emergent_csr_from_coo(indices=bad, num_rows=640, num_columns=500)
 
 
 @needs_library

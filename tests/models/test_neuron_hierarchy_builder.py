@@ -2,6 +2,7 @@
 the formula, ablation), the final shrunk model, a resumed search, re-initialisation, errors."""
 
 import importlib
+from concurrent import futures
 import json
 import math
 
@@ -152,6 +153,52 @@ def test_config_round_trip():
     assert config["num_cycles"] == 2 and config["kernel_sizes"] == [3, 5]
     restored = NeuronHierarchyBuilder.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
+    options = {"prune_granularity": "channel", "prune_scope": "layer",
+               "prune_channel_multiple": 4, "shared_weights": "per_cycle"}
+    builder = NeuronHierarchyBuilder(_spec(), executor=futures.ThreadPoolExecutor(2),
+                                     **{**TINY, **options})
+    config = builder.get_config()
+    assert {name: config[name] for name in options} == options
+    assert "executor" not in config  # a live object, given again to a restored builder
+    assert NeuronHierarchyBuilder.from_config(config).get_config() == config
+
+
+def _small_run(**overrides):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(96, 8, 8, 1)).astype("float32")
+    labels = (images[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
+    spec = SegmentCNN((8, 8, 1), 2, segments=[[4, 4], [8, 8]], seed=0)
+    arguments = {
+        "epochs": 1, "num_cycles": 2, "population_size": 4, "num_parents": 2,
+        "num_children": 1, "num_fresh": 1, "none_probability": 0.3, "search_batches": 1,
+        "search_batch_size": 16, "prune_fraction": 0.5, "latency_repeats": 2, "verbose": 0,
+        **overrides,
+    }
+    return NeuronHierarchyBuilder(spec, **arguments).run(images, labels, images[:32],
+                                                         labels[:32])
+
+
+def test_layer_scope_prunes_the_same_share_of_every_convolution():
+    outcome = _small_run(prune_scope="layer")
+    pruning = outcome["pruning"]
+    assert pruning["scope"] == "layer"
+    for name, row in pruning["layers"].items():
+        # ceil/floor of half of each layer's kernels (4x1=4 ... 8x8=64 kernels)
+        assert abs(row["num_pruned_kernels"] - row["num_kernels"] / 2) <= 0.5, name
+
+
+def test_per_cycle_search_in_threads_equals_the_search_one_after_the_other():
+    serial = _small_run(shared_weights="per_cycle")
+    with futures.ThreadPoolExecutor(2) as executor:
+        parallel = _small_run(shared_weights="per_cycle", executor=executor)
+    fitness = [[trial["fitness"] for trial in run["search"]["history"]]
+               for run in (serial, parallel)]
+    assert len(fitness[0]) == 8
+    np.testing.assert_allclose(fitness[1], fitness[0], rtol=0, atol=1e-6)
+    assert parallel["genome"] == serial["genome"]
+    assert [row["test_accuracy"] for row in parallel["stages"]] == pytest.approx(
+        [row["test_accuracy"] for row in serial["stages"]], abs=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,6 +220,15 @@ def test_config_round_trip():
         ({"retrain_from_scratch": 1}, "Received: retrain_from_scratch=1"),
         ({"search_directory": 5}, "Received: search_directory=5"),
         ({"verbose": 3}, "Received: verbose=3"),
+        ({"prune_scope": "all"}, "Received: prune_scope='all'"),
+        ({"prune_channel_multiple": 8}, "Received: prune_channel_multiple=8, "
+         "prune_granularity='kernel'"),
+        ({"prune_granularity": "channel", "prune_channel_multiple": 0},
+         "Received: prune_channel_multiple=0"),
+        ({"shared_weights": "merged"}, "Received: shared_weights='merged'"),
+        ({"shared_weights": "per_cycle", "executor": 4}, "Received: executor=4"),
+        ({"executor": futures.ThreadPoolExecutor(1)},
+         "needs shared_weights='per_cycle'.*shared_weights='sequential'"),
     ],
 )
 def test_invalid_arguments(overrides, message):

@@ -43,9 +43,11 @@ DIGITS_SEGMENTS = (
 CIFAR_SEGMENTS = None
 _BUILDER_FIELDS = (
     "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
-    "min_learning_rate", "prune_fraction", "retrain_from_scratch", "none_probability",
+    "min_learning_rate", "prune_fraction", "prune_granularity", "prune_scope",
+    "prune_channel_multiple", "retrain_from_scratch", "none_probability",
     "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
-    "search_batches", "search_batch_size", "search_eval_size", "search_learning_rate",
+    "search_batches", "search_batch_size", "search_eval_size", "shared_weights",
+    "search_learning_rate",
     "min_search_learning_rate", "direction_density", "direction_epochs", "validation_fraction",
     "seed", "search_directory", "logdir",
 )
@@ -92,6 +94,9 @@ class NhnConfig:
     learning_rate: float = 0.05
     min_learning_rate: float = 0.001
     prune_fraction: float = 0.85
+    prune_granularity: str = "kernel"
+    prune_scope: str = "model"
+    prune_channel_multiple: int = 1
     retrain_from_scratch: bool = False
     none_probability: float = 0.8
     num_cycles: int = 5
@@ -102,6 +107,7 @@ class NhnConfig:
     search_batches: int = 4
     search_batch_size: int = 32
     search_eval_size: int = None
+    shared_weights: str = "sequential"
     search_learning_rate: float = 0.01
     min_search_learning_rate: float = 0.001
     direction_density: float = 0.1
@@ -307,6 +313,17 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: 32 on digits, 100 on CIFAR (the paper's search batches)")
     parser.add_argument("--prune-fraction", type=float, default=0.85)
+    parser.add_argument("--prune-granularity", default="kernel", choices=("kernel", "channel"),
+                        help="kernel (the paper's) or whole output channels")
+    parser.add_argument("--prune-scope", default="model", choices=("model", "layer"),
+                        help="one threshold for the model (the paper's) or the same "
+                             "fraction of every layer")
+    parser.add_argument("--prune-channel-multiple", type=int, default=1,
+                        help="with --prune-granularity channel: kept widths rounded down to "
+                             "a multiple of this")
+    parser.add_argument("--shared-weights", default="sequential",
+                        choices=("sequential", "per_cycle"),
+                        help="how the search's candidates share add-on weights")
     parser.add_argument("--cycles", type=int, default=None,
                         help="location-search cycles (default: 5 on digits, 20 on CIFAR)")
     parser.add_argument("--population", type=int, default=None,
@@ -353,6 +370,10 @@ def config_from_args(args):
         final_epochs=args.final_epochs,
         batch_size=args.batch_size or (32 if small else 100),
         prune_fraction=args.prune_fraction,
+        prune_granularity=args.prune_granularity,
+        prune_scope=args.prune_scope,
+        prune_channel_multiple=args.prune_channel_multiple,
+        shared_weights=args.shared_weights,
         num_cycles=args.cycles or (5 if small else 20),
         population_size=population,
         search_batches=args.search_batches or (4 if small else 25),

@@ -173,8 +173,8 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
 
     The forward op multiplies by the CSR matrix ``A = K^T`` (rows = outputs),
     built per call by ``TfEmergent>CsrFromCoo`` (a counting sort of the
-    row-major indices by column, O(nnz), sequential reads: 4-5 ms on one
-    thread at 750k nonzeros, where gathering the indices in ``transpose_order``
+    row-major indices by column, O(nnz), sequential reads, in one chunk per
+    thread: 4-5 ms at 750k nonzeros, where gathering the indices in ``transpose_order``
     alone took 14 ms, so ``transpose_order`` is not used); its values are read through
     ``value_positions`` (the kernel-order position of each nonzero of A), so
     the values gradient comes back in the kernel's own order. The input
@@ -182,8 +182,10 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
     K's own CSR (the row-major indices as they are, built by one sequential
     pass), not the adjoint "scatter" form on ``A`` (measured 1.7x slower at
     S = 5000, 97% zeros, batch 256: every nonzero then read-modify-writes an
-    output row). The raw op's registered gradient (for graphs that hold the op
-    without this wrapper, e.g. a reloaded SavedModel) uses the adjoint form.
+    output row). The values gradient also runs on K's own CSR (positions the
+    identity): dK[i, j] = x[:, i] . dy[:, j], written in kernel order. The raw
+    op's registered gradient (for graphs that hold the op without this wrapper,
+    e.g. a reloaded SavedModel) uses the adjoint form.
     """
     library = load_custom_ops()
     indices = tf.cast(indices, tf.int64)
@@ -218,12 +220,14 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
                 num_columns=output_dim,
                 adjoint_a=False,
             )
+            # dK[i, j] = x[:, i] . dy[:, j] over K's own CSR (rows i): the gradient
+            # comes out in kernel order, with sequential writes.
             grad_values = library.tf_emergent_sparse_matmul_values_grad(
-                a=x,
-                b=upstream,
-                row_pointers=row_pointers,
-                column_indices=column_indices,
-                value_positions=order,
+                a=upstream,
+                b=x,
+                row_pointers=kernel_row_pointers,
+                column_indices=kernel_columns,
+                value_positions=identity,
             )
             return grad_x, grad_values
 

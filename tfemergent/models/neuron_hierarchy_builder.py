@@ -16,9 +16,13 @@ from tfemergent.models.add_on_super_network import (
     AddOnSuperNetwork,
     validate_kernel_sizes,
 )
-from tfemergent.models.location_evaluator import SHARED_DIRECTORY_NAME, LocationEvaluator
+from tfemergent.models.location_evaluator import (
+    SHARED_DIRECTORY_NAME,
+    SHARED_WEIGHTS_MODES,
+    LocationEvaluator,
+)
 from tfemergent.models.segment_cnn import HEAD_NAME, SegmentCNN
-from tfemergent.pruning.prune_kernels import GRANULARITIES, prune_kernels
+from tfemergent.pruning.prune_kernels import GRANULARITIES, SCOPES, prune_kernels
 from tfemergent.pruning.shrink import shrink
 from tfemergent.search.evolutionary_search import EvolutionarySearch
 from tfemergent.search.location_space import LocationSpace
@@ -63,7 +67,8 @@ class NeuronHierarchyBuilder:
        initialisation) and train it (``epochs``);
     2. ``"pruned"``: prune the fraction ``prune_fraction`` of its 3 x 3 / 5 x 5
        kernels with the lowest standard deviation, one threshold for the
-       whole network (`tfemergent.pruning.prune_kernels`; the paper: ~85%);
+       whole network (`tfemergent.pruning.prune_kernels`; the paper: ~85%)
+       or, with ``prune_scope="layer"``, the same fraction of every layer;
        with ``prune_granularity="channel"``, in whole output channels ranked
        by the mean standard deviation of their kernels, so that the next
        stage removes them (a smaller, faster network; not the paper's);
@@ -131,6 +136,14 @@ class NeuronHierarchyBuilder:
         prune_fraction: fraction of kernels pruned, in [0, 1).
         prune_granularity: ``"kernel"`` (the paper's) or ``"channel"`` (see
             `tfemergent.pruning.prune_kernels`).
+        prune_scope: ``"model"`` (the paper's: one threshold for the whole
+            network) or ``"layer"`` (every convolution loses the same
+            fraction; a model-wide threshold can empty the wide deep layers
+            of a network without batch normalisation, whose He-scaled
+            kernels have the smallest standard deviations).
+        prune_channel_multiple: int >= 1, with ``prune_granularity="channel"``:
+            round every kept width down to a multiple of it (8: aligned widths
+            that the CPU convolutions run faster).
         retrain_from_scratch: bool (see above).
         kernel_sizes: add-on kernel sizes (subset of ``(3, 5)``).
         include_segment_input: whether add-ons may read a segment's input.
@@ -143,6 +156,16 @@ class NeuronHierarchyBuilder:
         search_batch_size: their size (the paper: 100).
         search_eval_size: None (whole validation set) or validation images
             per member (the paper: 500).
+        shared_weights: ``"sequential"`` (each candidate continues from the
+            previous one's add-on weights) or ``"per_cycle"`` (every candidate
+            of a cycle starts from the same merged state, so candidates can
+            run in parallel); see `LocationEvaluator`.
+        executor: None (candidates one after the other) or an executor with
+            ``submit`` (``concurrent.futures.ThreadPoolExecutor``, a
+            ``ProcessPoolExecutor`` with the ``"spawn"`` start method,
+            `tfemergent.search.RayExecutor`) evaluating a cycle's candidates in
+            parallel; needs ``shared_weights="per_cycle"``. Not part of
+            `get_config` (a live object).
         search_learning_rate, min_search_learning_rate: the cosine over the
             cycles (the paper: 0.05 to 0.001). Our base has no batch
             normalisation: on the digits, 0.05 without gradient clipping made
@@ -199,6 +222,8 @@ class NeuronHierarchyBuilder:
         global_clipnorm=5.0,
         prune_fraction=0.85,
         prune_granularity="kernel",
+        prune_scope="model",
+        prune_channel_multiple=1,
         retrain_from_scratch=False,
         kernel_sizes=ADD_ON_KERNEL_SIZES,
         include_segment_input=True,
@@ -212,6 +237,8 @@ class NeuronHierarchyBuilder:
         search_batches=5,
         search_batch_size=32,
         search_eval_size=None,
+        shared_weights="sequential",
+        executor=None,
         search_learning_rate=0.01,
         min_search_learning_rate=0.001,
         direction_density=0.1,
@@ -259,6 +286,17 @@ class NeuronHierarchyBuilder:
         self.prune_granularity = validate_choice(
             "prune_granularity", prune_granularity, GRANULARITIES
         )
+        self.prune_scope = validate_choice("prune_scope", prune_scope, SCOPES)
+        self.prune_channel_multiple = validate_int(
+            "prune_channel_multiple", prune_channel_multiple, minimum=1
+        )
+        if self.prune_channel_multiple > 1 and self.prune_granularity != "channel":
+            raise ValueError(
+                "Argument `prune_channel_multiple` rounds the kept channels of "
+                "prune_granularity='channel'; use prune_granularity='channel' or "
+                f"prune_channel_multiple=1. Received: prune_channel_multiple="
+                f"{prune_channel_multiple!r}, prune_granularity={prune_granularity!r}"
+            )
         self.retrain_from_scratch = validate_bool("retrain_from_scratch", retrain_from_scratch)
         self.include_segment_input = validate_bool("include_segment_input", include_segment_input)
         self.add_on_initializer = validate_choice(
@@ -277,6 +315,24 @@ class NeuronHierarchyBuilder:
         self.search_eval_size = validate_int(
             "search_eval_size", search_eval_size, minimum=1, allow_none=True
         )
+        self.shared_weights = validate_choice(
+            "shared_weights", shared_weights, SHARED_WEIGHTS_MODES
+        )
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise ValueError(
+                "Argument `executor` must be None or an object with `submit(fn, trial)` "
+                "returning a concurrent.futures.Future (a ThreadPoolExecutor, a "
+                "ProcessPoolExecutor with the 'spawn' start method, "
+                f"tfemergent.search.RayExecutor). Received: executor={executor!r}"
+            )
+        if executor is not None and self.shared_weights != "per_cycle":
+            raise ValueError(
+                "Argument `executor` evaluates a cycle's candidates in parallel, which needs "
+                "shared_weights='per_cycle' (with 'sequential' every candidate starts from the "
+                "previous one's weights). Received: executor="
+                f"{executor!r}, shared_weights={shared_weights!r}"
+            )
+        self.executor = executor
         self.search_learning_rate = validate_float(
             "search_learning_rate", search_learning_rate, minimum=0.0, min_inclusive=False
         )
@@ -322,11 +378,12 @@ class NeuronHierarchyBuilder:
                 for name in (
                     "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
                     "min_learning_rate", "momentum", "global_clipnorm", "prune_fraction",
-                    "prune_granularity", "retrain_from_scratch", "include_segment_input",
+                    "prune_granularity", "prune_scope", "prune_channel_multiple",
+                    "retrain_from_scratch", "include_segment_input",
                     "add_on_initializer", "none_probability",
                     "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
                     "search_batches", "search_batch_size", "search_eval_size",
-                    "search_learning_rate", "min_search_learning_rate", "direction_density",
+                    "shared_weights", "search_learning_rate", "min_search_learning_rate", "direction_density",
                     "direction_epochs", "validation_fraction", "latency_batch_size",
                     "latency_repeats", "seed", "search_directory", "logdir", "verbose",
                 )
@@ -509,12 +566,14 @@ class NeuronHierarchyBuilder:
             if self.search_directory is None
             else os.path.join(self.search_directory, SHARED_DIRECTORY_NAME),
             seed=self.seed,
+            shared_weights=self.shared_weights,
         )
         strategy = self._make_strategy()
         runner = SearchRunner(
             strategy,
             evaluator,
             directory=self.search_directory,
+            executor=self.executor,
             verbose={0: 0, 1: 2, 2: 1}[self.verbose],  # 1: a progress bar; 2: lines
         )
         for cycle in range(self.num_cycles):
@@ -578,7 +637,11 @@ class NeuronHierarchyBuilder:
 
         started = time.perf_counter()
         pruning = prune_kernels(
-            model, fraction=self.prune_fraction, granularity=self.prune_granularity
+            model,
+            fraction=self.prune_fraction,
+            granularity=self.prune_granularity,
+            scope=self.prune_scope,
+            channel_multiple=self.prune_channel_multiple,
         )
         stages.append(self._report("pruned", model, test, started))
 
