@@ -133,6 +133,8 @@ if __name__ == "__main__":
                         help="model: one threshold (the paper's); layer: the same fraction "
                              "of every convolution")
     parser.add_argument("--prune-channel-multiple", type=int, default=None)
+    parser.add_argument("--prune-rescale", action="store_true", default=None,
+                        help="restore each convolution's output scale after pruning")
     parser.add_argument("--shared-weights", choices=("sequential", "per_cycle"), default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
@@ -145,7 +147,7 @@ if __name__ == "__main__":
             ("prune_fraction", "prune_fraction"), ("seed", "seed"),
             ("learning_rate", "learning_rate"), ("prune_granularity", "prune_granularity"),
             ("prune_scope", "prune_scope"), ("prune_channel_multiple", "prune_channel_multiple"),
-            ("shared_weights", "shared_weights"),
+            ("shared_weights", "shared_weights"), ("prune_rescale", "prune_rescale"),
         )
         if getattr(args, name) is not None
     }

@@ -6,13 +6,12 @@ import pathlib
 
 import pytest
 
-EXAMPLE = (
-    pathlib.Path(__file__).resolve().parents[2] / "examples" / "neuron_hierarchy" / "train.py"
-)
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "neuron_hierarchy"
+EXAMPLE = EXAMPLES / "train.py"
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("neuron_hierarchy_train", EXAMPLE)
+def _load_example(path=EXAMPLE):
+    spec = importlib.util.spec_from_file_location(f"neuron_hierarchy_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -44,3 +43,19 @@ def test_tiny_cifar_run(tmp_path, data_dir):
 def test_invalid_config(tmp_path):
     with pytest.raises(ValueError, match="Received: config of type str"):
         _load_example().main("cifar", str(tmp_path))
+
+
+def test_activation_decay_script(data_dir, capsys):
+    decay = _load_example(EXAMPLES / "activation_decay.py")
+    rows = decay.main(num_train=200, num_test=50, epochs=1, data_dir=data_dir)
+    assert [(scope, rescale) for scope, rescale, *_ in rows] == [
+        ("model", False), ("model", True), ("layer", False), ("layer", True)
+    ]
+    for _, rescale, accuracy, losses, factors in rows:
+        assert 0.0 <= accuracy <= 1.0 and len(losses) == 1
+        assert (factors is None) == (not rescale)
+        if rescale:
+            assert len(factors) == 12 and all(value > 0 for value in factors.values())
+    printed = capsys.readouterr().out
+    assert "ReLU output std after pruning / before, scope=layer" in printed
+    assert printed.count("relu_2_3") == 2

@@ -149,19 +149,23 @@ def test_csr_from_coo_hand_computed():
     assert positions.numpy().tolist() == [0, 1, 2, 3, 4]
 
 
-@needs_library
-def test_csr_from_coo_matches_lexsort_on_a_random_kernel():
-    library = custom_ops.load_custom_ops()
-    kernel, _, _ = sparse_problem("float32", num_inputs=40, num_outputs=31, density=0.3)
-    indices = np.argwhere(kernel != 0).astype("int64")
+def assert_csr_of_transpose(library, indices, num_inputs, num_outputs):
+    """CsrFromCoo's CSR of K^T equals np.lexsort's column-major order of the indices."""
     row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
-        indices=indices, num_rows=31, num_columns=40
+        indices=indices, num_rows=num_outputs, num_columns=num_inputs
     )
     order = np.lexsort((indices[:, 0], indices[:, 1]))
     np.testing.assert_array_equal(positions.numpy(), order)
     np.testing.assert_array_equal(columns.numpy(), indices[order, 0])
-    counts = np.bincount(indices[:, 1], minlength=31)
+    counts = np.bincount(indices[:, 1], minlength=num_outputs)
     np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+
+
+@needs_library
+def test_csr_from_coo_matches_lexsort_on_a_random_kernel():
+    library = custom_ops.load_custom_ops()
+    kernel, _, _ = sparse_problem("float32", num_inputs=40, num_outputs=31, density=0.3)
+    assert_csr_of_transpose(library, np.argwhere(kernel != 0).astype("int64"), 40, 31)
 
 
 @needs_library
@@ -171,14 +175,7 @@ def test_csr_from_coo_in_parallel_chunks_matches_lexsort():
     rng = np.random.default_rng(1)
     indices = np.argwhere(rng.random((500, 640)) < 0.5).astype("int64")
     assert len(indices) > 2 * 65536
-    row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
-        indices=indices, num_rows=640, num_columns=500
-    )
-    order = np.lexsort((indices[:, 0], indices[:, 1]))
-    np.testing.assert_array_equal(positions.numpy(), order)
-    np.testing.assert_array_equal(columns.numpy(), indices[order, 0])
-    counts = np.bincount(indices[:, 1], minlength=640)
-    np.testing.assert_array_equal(row_pointers.numpy(), np.concatenate([[0], np.cumsum(counts)]))
+    assert_csr_of_transpose(library, indices, 500, 640)
     row_pointers, columns, positions = library.tf_emergent_csr_from_coo(
         indices=indices, num_rows=500, num_columns=640, transpose=False
     )

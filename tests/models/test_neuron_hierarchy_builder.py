@@ -154,7 +154,7 @@ def test_config_round_trip():
     restored = NeuronHierarchyBuilder.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     options = {"prune_granularity": "channel", "prune_scope": "layer",
-               "prune_channel_multiple": 4, "shared_weights": "per_cycle"}
+               "prune_channel_multiple": 4, "prune_rescale": True, "shared_weights": "per_cycle"}
     builder = NeuronHierarchyBuilder(_spec(), executor=futures.ThreadPoolExecutor(2),
                                      **{**TINY, **options})
     config = builder.get_config()
@@ -178,13 +178,17 @@ def _small_run(**overrides):
                                                          labels[:32])
 
 
-def test_layer_scope_prunes_the_same_share_of_every_convolution():
-    outcome = _small_run(prune_scope="layer")
+def test_layer_scope_and_rescale():
+    outcome = _small_run(prune_scope="layer", prune_rescale=True)
     pruning = outcome["pruning"]
     assert pruning["scope"] == "layer"
     for name, row in pruning["layers"].items():
         # ceil/floor of half of each layer's kernels (4x1=4 ... 8x8=64 kernels)
         assert abs(row["num_pruned_kernels"] - row["num_kernels"] / 2) <= 0.5, name
+    factors = pruning["rescale_factors"]
+    assert list(factors) == list(pruning["layers"])
+    assert all(np.isfinite(value) and value > 0 for value in factors.values())
+    assert _small_run()["pruning"]["rescale_factors"] is None
 
 
 def test_per_cycle_search_in_threads_equals_the_search_one_after_the_other():
@@ -226,6 +230,7 @@ def test_per_cycle_search_in_threads_equals_the_search_one_after_the_other():
         ({"prune_granularity": "channel", "prune_channel_multiple": 0},
          "Received: prune_channel_multiple=0"),
         ({"shared_weights": "merged"}, "Received: shared_weights='merged'"),
+        ({"prune_rescale": "yes"}, "Received: prune_rescale='yes'"),
         ({"shared_weights": "per_cycle", "executor": 4}, "Received: executor=4"),
         ({"executor": futures.ThreadPoolExecutor(1)},
          "needs shared_weights='per_cycle'.*shared_weights='sequential'"),

@@ -44,7 +44,7 @@ CIFAR_SEGMENTS = None
 _BUILDER_FIELDS = (
     "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
     "min_learning_rate", "prune_fraction", "prune_granularity", "prune_scope",
-    "prune_channel_multiple", "retrain_from_scratch", "none_probability",
+    "prune_channel_multiple", "prune_rescale", "retrain_from_scratch", "none_probability",
     "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
     "search_batches", "search_batch_size", "search_eval_size", "shared_weights",
     "search_learning_rate",
@@ -97,6 +97,7 @@ class NhnConfig:
     prune_granularity: str = "kernel"
     prune_scope: str = "model"
     prune_channel_multiple: int = 1
+    prune_rescale: bool = False
     retrain_from_scratch: bool = False
     none_probability: float = 0.8
     num_cycles: int = 5
@@ -321,6 +322,9 @@ def add_arguments(parser):
     parser.add_argument("--prune-channel-multiple", type=int, default=1,
                         help="with --prune-granularity channel: kept widths rounded down to "
                              "a multiple of this")
+    parser.add_argument("--prune-rescale", action="store_true",
+                        help="after pruning, restore each convolution's output scale (for "
+                             "networks without batch normalisation)")
     parser.add_argument("--shared-weights", default="sequential",
                         choices=("sequential", "per_cycle"),
                         help="how the search's candidates share add-on weights")
@@ -373,6 +377,7 @@ def config_from_args(args):
         prune_granularity=args.prune_granularity,
         prune_scope=args.prune_scope,
         prune_channel_multiple=args.prune_channel_multiple,
+        prune_rescale=args.prune_rescale,
         shared_weights=args.shared_weights,
         num_cycles=args.cycles or (5 if small else 20),
         population_size=population,

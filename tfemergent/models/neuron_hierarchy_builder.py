@@ -22,6 +22,7 @@ from tfemergent.models.location_evaluator import (
     LocationEvaluator,
 )
 from tfemergent.models.segment_cnn import HEAD_NAME, SegmentCNN
+from tfemergent.pruning.activation_scale import activation_scales, restore_activation_scales
 from tfemergent.pruning.prune_kernels import GRANULARITIES, SCOPES, prune_kernels
 from tfemergent.pruning.shrink import shrink
 from tfemergent.search.evolutionary_search import EvolutionarySearch
@@ -43,6 +44,10 @@ STAGE_DESCRIPTIONS = {
     "final": "with add-ons, retrained (NHN)",
     "ablation": "final network with its add-ons removed",
 }
+
+
+# Training images on which `prune_rescale` measures the activation scales.
+RESCALE_IMAGES = 1000
 
 
 def _without_add_ons(model):
@@ -144,6 +149,13 @@ class NeuronHierarchyBuilder:
         prune_channel_multiple: int >= 1, with ``prune_granularity="channel"``:
             round every kept width down to a multiple of it (8: aligned widths
             that the CPU convolutions run faster).
+        prune_rescale: bool. True: after pruning, rescale every convolution so
+            that its output has the standard deviation it had before pruning
+            (`tfemergent.pruning.restore_activation_scales`, measured on the
+            first 1000 training images). For networks without batch
+            normalisation, whose activations otherwise shrink layer after
+            layer (not the paper's: its base has batch normalisation). The
+            factors are in ``outcome["pruning"]["rescale_factors"]``.
         retrain_from_scratch: bool (see above).
         kernel_sizes: add-on kernel sizes (subset of ``(3, 5)``).
         include_segment_input: whether add-ons may read a segment's input.
@@ -224,6 +236,7 @@ class NeuronHierarchyBuilder:
         prune_granularity="kernel",
         prune_scope="model",
         prune_channel_multiple=1,
+        prune_rescale=False,
         retrain_from_scratch=False,
         kernel_sizes=ADD_ON_KERNEL_SIZES,
         include_segment_input=True,
@@ -297,6 +310,7 @@ class NeuronHierarchyBuilder:
                 f"prune_channel_multiple=1. Received: prune_channel_multiple="
                 f"{prune_channel_multiple!r}, prune_granularity={prune_granularity!r}"
             )
+        self.prune_rescale = validate_bool("prune_rescale", prune_rescale)
         self.retrain_from_scratch = validate_bool("retrain_from_scratch", retrain_from_scratch)
         self.include_segment_input = validate_bool("include_segment_input", include_segment_input)
         self.add_on_initializer = validate_choice(
@@ -379,7 +393,7 @@ class NeuronHierarchyBuilder:
                     "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
                     "min_learning_rate", "momentum", "global_clipnorm", "prune_fraction",
                     "prune_granularity", "prune_scope", "prune_channel_multiple",
-                    "retrain_from_scratch", "include_segment_input",
+                    "prune_rescale", "retrain_from_scratch", "include_segment_input",
                     "add_on_initializer", "none_probability",
                     "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
                     "search_batches", "search_batch_size", "search_eval_size",
@@ -636,12 +650,20 @@ class NeuronHierarchyBuilder:
         stages.append(self._report("base", model, test, started))
 
         started = time.perf_counter()
+        scale_images = data[0][:RESCALE_IMAGES]
+        if self.prune_rescale:
+            target_scales = activation_scales(model, scale_images)
         pruning = prune_kernels(
             model,
             fraction=self.prune_fraction,
             granularity=self.prune_granularity,
             scope=self.prune_scope,
             channel_multiple=self.prune_channel_multiple,
+        )
+        rescale_factors = (
+            restore_activation_scales(model, scale_images, target_scales)
+            if self.prune_rescale
+            else None
         )
         stages.append(self._report("pruned", model, test, started))
 
@@ -714,6 +736,6 @@ class NeuronHierarchyBuilder:
                 "best_fitness": result.best_result["fitness"],
                 "history": history,
             },
-            "pruning": pruning.to_dict(),
+            "pruning": {**pruning.to_dict(), "rescale_factors": rescale_factors},
             "ablation_drop": stages[4]["test_accuracy"] - stages[5]["test_accuracy"],
         }

@@ -20,6 +20,7 @@
 #include "tensorflow/core/framework/tensor.h"
 #include <atomic>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "vector_math.h"
@@ -49,6 +50,23 @@ int TilesPerPass(int64_t gathered_dim) {
   if (4 * tile_bytes <= kPassBytes) return 4;
   if (2 * tile_bytes <= kPassBytes) return 2;
   return 1;
+}
+
+// Calls pass(std::integral_constant<int, NT>(), first_tile) over the batch tiles,
+// NT = TilesPerPass tiles at a time, then 2 and 1 for the rest. The lambdas are
+// always inlined, so their bodies are compiled for each target clone of the caller.
+#define TFEMERGENT_INLINE_LAMBDA __attribute__((always_inline))
+template <typename T, typename Pass>
+TFEMERGENT_INLINE void ForEachPass(int64_t gathered_dim, int64_t num_tiles, Pass&& pass) {
+  const int chunk = TilesPerPass<T>(gathered_dim);
+  int64_t tile = 0;
+  if (chunk == 4) {
+    for (; tile + 4 <= num_tiles; tile += 4) pass(std::integral_constant<int, 4>(), tile);
+  }
+  if (chunk >= 2) {
+    for (; tile + 2 <= num_tiles; tile += 2) pass(std::integral_constant<int, 2>(), tile);
+  }
+  for (; tile < num_tiles; ++tile) pass(std::integral_constant<int, 1>(), tile);
 }
 
 // Rows [row_begin, row_end) of y = x @ A^T for NT consecutive batch tiles at once:
@@ -90,24 +108,10 @@ TFEMERGENT_INLINE void GatherRowsImpl(int64_t row_begin, int64_t row_end, int64_
                                       int64_t in_dim, int64_t out_dim, const int32* row_pointers,
                                       const int32* column_indices, const T* values, const T* xt,
                                       T* yt) {
-  const int chunk = TilesPerPass<T>(in_dim);
-  int64_t tile = 0;
-  if (chunk == 4) {
-    for (; tile + 4 <= num_tiles; tile += 4) {
-      GatherRowsTiles<T, 4>(row_begin, row_end, tile, in_dim, out_dim, row_pointers,
-                            column_indices, values, xt, yt);
-    }
-  }
-  if (chunk >= 2) {
-    for (; tile + 2 <= num_tiles; tile += 2) {
-      GatherRowsTiles<T, 2>(row_begin, row_end, tile, in_dim, out_dim, row_pointers,
-                            column_indices, values, xt, yt);
-    }
-  }
-  for (; tile < num_tiles; ++tile) {
-    GatherRowsTiles<T, 1>(row_begin, row_end, tile, in_dim, out_dim, row_pointers,
-                          column_indices, values, xt, yt);
-  }
+  ForEachPass<T>(in_dim, num_tiles, [&](auto tiles, int64_t tile) TFEMERGENT_INLINE_LAMBDA {
+    GatherRowsTiles<T, decltype(tiles)::value>(row_begin, row_end, tile, in_dim, out_dim,
+                                               row_pointers, column_indices, values, xt, yt);
+  });
 }
 
 template <typename T>
@@ -169,24 +173,10 @@ TFEMERGENT_INLINE void RowDotsImpl(int64_t row_begin, int64_t row_end, int64_t n
                                    int64_t a_dim, int64_t b_dim, const int32* row_pointers,
                                    const int32* column_indices, const T* at, const T* bt,
                                    T* grad) {
-  const int chunk = TilesPerPass<T>(a_dim);
-  int64_t tile = 0;
-  if (chunk == 4) {
-    for (; tile + 4 <= num_tiles; tile += 4) {
-      RowDotsTiles<T, 4>(row_begin, row_end, tile, a_dim, b_dim, row_pointers,
-                         column_indices, at, bt, grad);
-    }
-  }
-  if (chunk >= 2) {
-    for (; tile + 2 <= num_tiles; tile += 2) {
-      RowDotsTiles<T, 2>(row_begin, row_end, tile, a_dim, b_dim, row_pointers,
-                         column_indices, at, bt, grad);
-    }
-  }
-  for (; tile < num_tiles; ++tile) {
-    RowDotsTiles<T, 1>(row_begin, row_end, tile, a_dim, b_dim, row_pointers, column_indices,
-                       at, bt, grad);
-  }
+  ForEachPass<T>(a_dim, num_tiles, [&](auto tiles, int64_t tile) TFEMERGENT_INLINE_LAMBDA {
+    RowDotsTiles<T, decltype(tiles)::value>(row_begin, row_end, tile, a_dim, b_dim,
+                                            row_pointers, column_indices, at, bt, grad);
+  });
 }
 
 #define TFEMERGENT_DEFINE_CLONES(T)                                                          \
