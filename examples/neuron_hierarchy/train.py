@@ -4,7 +4,8 @@ The pipeline of `tfemergent.models.NeuronHierarchyBuilder` on CIFAR-10 with a
 small base CNN of three segments (SegmentCNN's default: 4 layers per segment,
 16 / 32 / 64 filters, kernels 3, 5, 3, 5; the paper's base is the 21M-parameter
 ENAS macro network): train with smooth initialisation, prune 85% of the 3 x 3 /
-5 x 5 kernels by standard deviation, shrink and retrain, location-direction
+5 x 5 kernels by standard deviation and restore each convolution's output scale
+(this network has no batch normalisation), shrink and retrain, location-direction
 search for add-on neurons (20 candidates per cycle, each trained on 25 batches
 of 100 of its own slice and scored on 500 held-out images, as in the paper;
 fewer cycles), retrain with the add-ons, and the ablation without them.
@@ -44,6 +45,10 @@ CONFIG = nhn.NhnConfig(
     learning_rate=0.01,
     min_learning_rate=0.001,
     prune_fraction=0.85,
+    # No batch normalisation: after 85% pruning the activations shrink layer after layer
+    # (to 2-5% of their scale in the last segment) and retraining stays at chance unless
+    # every convolution gets its output scale back (README, runs A, A2 and A3).
+    prune_rescale=True,
     num_cycles=20,
     population_size=20,
     num_parents=4,
@@ -133,8 +138,9 @@ if __name__ == "__main__":
                         help="model: one threshold (the paper's); layer: the same fraction "
                              "of every convolution")
     parser.add_argument("--prune-channel-multiple", type=int, default=None)
-    parser.add_argument("--prune-rescale", action="store_true", default=None,
-                        help="restore each convolution's output scale after pruning")
+    parser.add_argument("--prune-rescale", action=argparse.BooleanOptionalAction, default=None,
+                        help="restore each convolution's output scale after pruning (default: "
+                             "on; without it 85%% pruning leaves this network at chance)")
     parser.add_argument("--shared-weights", choices=("sequential", "per_cycle"), default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "output"))

@@ -131,7 +131,10 @@ def test_pruning_public_api():
     import tfemergent
     from tfemergent import analysis, callbacks, initializers, layers, models, pruning
 
-    assert sorted(pruning.__all__) == ["PruningReport", "dead_neurons", "prune_kernels", "shrink"]
+    assert sorted(pruning.__all__) == [
+        "PruningReport", "activation_scales", "dead_neurons", "prune_kernels",
+        "restore_activation_scales", "shrink",
+    ]
     assert initializers.__all__ == ["SmoothKernel"]
     assert tfemergent.pruning is pruning and tfemergent.initializers is initializers
     public = [getattr(pruning, name) for name in pruning.__all__] + [
