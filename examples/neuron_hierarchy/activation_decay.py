@@ -19,7 +19,7 @@ import argparse
 import keras
 import numpy as np
 
-from tfemergent.experiments import nhn
+from tfemergent.models.nhn import experiment as nhn
 from tfemergent.pruning import activation_scales, prune_kernels, restore_activation_scales
 
 

@@ -30,7 +30,7 @@ import json
 import os
 import time
 
-from tfemergent.experiments import nhn
+from tfemergent.models.nhn import experiment as nhn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -29,7 +29,7 @@ import dataclasses
 import json
 import os
 
-from tfemergent.experiments import reset
+from tfemergent.models.reset import experiment as reset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 
-from tfemergent.experiments import hierarchy
+from tfemergent.models.hierarchy import experiment as hierarchy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -19,7 +19,7 @@ import json
 import os
 import time
 
-from tfemergent.experiments import spatial_split
+from tfemergent.models.spatial import experiment as spatial_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

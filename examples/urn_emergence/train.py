@@ -29,7 +29,7 @@ import time
 import keras
 
 from tfemergent import analysis, datasets, plotting
-from tfemergent.experiments import urn_spheres
+from tfemergent.models.urn import experiment as urn_spheres
 from tfemergent.geometry import UpliftedLattice
 from tfemergent.layers import RecursiveURNLayer
 from tfemergent.regularizers import IterationActivityL1, SynapticLength

@@ -6,6 +6,7 @@ import numpy as np
 
 from tfemergent.layers._masked_convolution import MaskedConvolutionBase
 from tfemergent.utils.validation import validate_choice, validate_float
+from tfemergent.utils import _private
 
 SCOPES = ("model", "layer")
 
@@ -102,7 +103,7 @@ def prunable_layers(model, layer_names=None):
     """
     layers = [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in _private.nested_layers(model)
         if isinstance(layer, MaskedConvolutionBase) and layer.kernel_size >= 2
     ]
     if layer_names is None:

@@ -6,11 +6,11 @@ import numpy as np
 
 from tfemergent.layers._masked_convolution import MaskedConvolutionBase
 from tfemergent.utils.validation import validate_float
+from tfemergent.utils import _private
 
 
 def _leaf_layers(model):
-    layers = model._flatten_layers(include_self=False, recursive=True)
-    return [layer for layer in layers if not list(layer._flatten_layers(include_self=False))]
+    return [layer for layer in _private.nested_layers(model) if not _private.has_sublayers(layer)]
 
 
 def count_parameters(model):

@@ -7,7 +7,6 @@ import tensorflow as tf
 from tfemergent import plotting
 from tfemergent.callbacks._checks import describe, received, validate_labels, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
-from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.probes.logistic_regression_probe import LogisticRegressionProbe
 from tfemergent.utils.validation import validate_int
 
@@ -23,6 +22,13 @@ DEFAULT_PROBE_CONFIG = {
 # Batch size of `model.predict` when the probe data are encoded.
 _PREDICT_BATCH_SIZE = 256
 _RECEPTIVE_FIELDS_TITLE = "mean relaxed map; receptive fields (solid), codes (dashed)"
+
+
+# What the callback reads from its model: `SelfOrganisingHierarchy`'s interface, checked
+# by name so that callbacks stay below models in the package's layering.
+_HIERARCHY_INTERFACE = (
+    "feature_map", "image_shape", "layout", "num_units", "receptive_fields", "window_size",
+)
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
@@ -145,7 +151,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
 
     def set_model(self, model):
         """Attach the callback to ``model``, checking it and the images against it."""
-        if not isinstance(model, SelfOrganisingHierarchy):
+        if not all(hasattr(model, name) for name in _HIERARCHY_INTERFACE):
             raise ValueError(
                 "HierarchyTensorBoard logs a SelfOrganisingHierarchy; use it only in that "
                 f"model's `fit`. Received: model={getattr(model, 'name', model)!r} of type "

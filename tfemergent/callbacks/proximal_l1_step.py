@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
 from tfemergent.utils.validation import validate_float, validate_int
+from tfemergent.utils import _private
 
 WEIGHT_NAMES = ("kernel", "bias")
 
@@ -77,7 +78,7 @@ class ProximalL1Step(keras.callbacks.Callback):
     def target_variables(self):
         """The variables this callback thresholds (in model layer order)."""
         variables = []
-        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+        for layer in _private.nested_layers(self.model):
             if not isinstance(layer, RecursiveURNLayer) or not layer.built:
                 continue
             for name in self._weight_names:

@@ -1,10 +1,16 @@
 """Registry of the experiments that ``tfemergent run <experiment>`` runs.
 
-Each experiment module provides ``NAME``, ``DESCRIPTION``, ``add_arguments``,
-``config_from_args`` and ``run(config)``.
+Each experiment lives with its system in ``tfemergent.models.<system>.experiment`` and
+provides ``NAME``, ``DESCRIPTION``, ``add_arguments``, ``config_from_args`` and
+``run(config)``. The modules are also reachable here under their historical names
+(``tfemergent.experiments.hierarchy`` and so on).
 """
 
-from tfemergent.experiments import hierarchy, nhn, reset, spatial_split, urn_spheres
+from tfemergent.models.hierarchy import experiment as hierarchy
+from tfemergent.models.nhn import experiment as nhn
+from tfemergent.models.reset import experiment as reset
+from tfemergent.models.spatial import experiment as spatial_split
+from tfemergent.models.urn import experiment as urn_spheres
 
 EXPERIMENTS = {module.NAME: module for module in (spatial_split, urn_spheres, hierarchy, reset, nhn)}
 

@@ -27,6 +27,7 @@ import warnings
 import tensorflow as tf
 
 from tfemergent.kernels import xla
+from tfemergent.utils import _private
 
 LIBRARY_NAME = "_tfemergent_ops.so"
 LIBRARY_PATH = pathlib.Path(__file__).resolve().parent / LIBRARY_NAME
@@ -117,11 +118,7 @@ def custom_ops_enabled():
 
 
 def _in_save_context():
-    try:
-        from tensorflow.python.saved_model import save_context
-    except ImportError:  # pragma: no cover - layout of a future TensorFlow
-        return False
-    return save_context.in_save_context()
+    return _private.in_save_context()
 
 
 def _library_or_none():

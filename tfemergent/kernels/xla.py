@@ -21,23 +21,14 @@ import math
 
 import tensorflow as tf
 
+from tfemergent.utils import _private
+
 # Default number of elements in one block of the blocked distance kernels: 2**18
 # (1 MiB in float32). A few such blocks live at a time, so the extra memory of the
 # forward and backward pass stays small next to an [N_in, N_out] weight matrix.
 DEFAULT_BLOCK_ELEMENTS = 2**18
 
-try:  # Private, but the only way to know whether an outer function is jit-compiled.
-    from tensorflow.python.ops import control_flow_util as _control_flow_util
-except ImportError:  # pragma: no cover - layout of a future TensorFlow
-    _control_flow_util = None
-
-
-def in_xla_context():
-    """True while tracing inside a `tf.function(jit_compile=True)` (or XLA loop)."""
-    if tf.executing_eagerly() or _control_flow_util is None:
-        return False
-    graph = tf.compat.v1.get_default_graph()
-    return bool(_control_flow_util.GraphOrParentsInXlaContext(graph))
+in_xla_context = _private.in_xla_context
 
 
 def xla_function(python_function):

@@ -4,47 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.layers import _receptive_fields as fields
+from tfemergent.geometry import receptive_fields as fields
 from tfemergent.utils.validation import validate_float, validate_int, validate_seed
-
-
-def _validate_pair(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    try:
-        parts = tuple(value)
-    except TypeError:
-        parts = None
-    if parts is None or len(parts) != 2 or not all(fields._is_int(p) for p in parts):
-        raise ValueError(
-            f"Argument `{name}` must be a pair of integers (row, col). Received: {name}={value!r}"
-        )
-    return tuple(int(p) for p in parts)
-
-
-def validate_code_shape(code_shape, num_hidden):
-    """``code_shape`` (default: `default_code_shape`) checked against ``num_hidden``."""
-    if code_shape is None:
-        return default_code_shape(num_hidden)
-    shape = _validate_pair("code_shape", code_shape)
-    if min(shape) < 1 or shape[0] * shape[1] != num_hidden:
-        raise ValueError(
-            "Argument `code_shape` must be (rows, cols) of positive integers with rows * "
-            f"cols = num_hidden = {num_hidden}. Received: code_shape={code_shape!r}"
-        )
-    return shape
-
-
-def default_code_shape(num_hidden):
-    """The block a code of ``num_hidden`` values fills on the map: square if possible.
-
-    ``(s, s)`` when ``num_hidden = s * s``; otherwise the most square ``(rows,
-    cols)`` with ``rows <= cols`` and ``rows * cols = num_hidden``.
-    """
-    rows = int(np.floor(np.sqrt(num_hidden)))
-    while num_hidden % rows:
-        rows -= 1
-    return rows, num_hidden // rows
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
@@ -102,7 +63,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
             the map, or None (the code is not on the map). Only used to reject
             fields that read the unit's own code.
         code_shape: ``(rows, cols)`` of the code block, ``rows * cols =
-            num_hidden``; default: square when possible (`default_code_shape`).
+            num_hidden``; default: square when possible (`tfemergent.geometry.receptive_fields.default_code_shape`).
         activation: activation of the code (default ``"relu"``).
         kernel_initializer: initializer of the ``h*w x num_hidden`` encoder and
             ``num_hidden x h*w`` decoder weights over the whole map.
@@ -173,8 +134,8 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
                 f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}"
             )
         self.l2 = validate_float("l2", l2, minimum=0.0)
-        self.code_location = _validate_pair("code_location", code_location, allow_none=True)
-        self.code_shape = validate_code_shape(code_shape, self.num_hidden)
+        self.code_location = fields.validate_pair("code_location", code_location, allow_none=True)
+        self.code_shape = fields.validate_code_shape(code_shape, self.num_hidden)
         if self.code_location is not None:
             row, col = self.code_location
             rows, cols = self.code_shape

@@ -10,6 +10,7 @@ from tfemergent import regularizers as tfe_regularizers
 from tfemergent.geometry.uplifted_lattice import UpliftedLattice
 from tfemergent.kernels import custom_ops
 from tfemergent.kernels import sparse_matmul
+from tfemergent.utils import _private
 from tfemergent.utils.validation import (
     validate_bool,
     validate_choice,
@@ -459,8 +460,12 @@ class RecursiveURNLayer(keras.layers.Layer):
         )
 
     def _add_sparse_variables(self, num_connections):
-        previous_lock_state = self._tracker.locked
-        self._tracker.unlock()
+        with _private.weight_tracking_unlocked(self):
+            self._add_sparse_weights(num_connections)
+        self.kernel.trainable = False
+        self._sparse = True
+
+    def _add_sparse_weights(self, num_connections):
         self.kernel_values = self.add_weight(
             name="kernel_values",
             shape=(num_connections,),
@@ -481,10 +486,6 @@ class RecursiveURNLayer(keras.layers.Layer):
             dtype="int64",
             trainable=False,
         )
-        if previous_lock_state:
-            self._tracker.lock()
-        self.kernel.trainable = False
-        self._sparse = True
 
     def use_sparse_kernel(self, threshold=0.0):
         """Freeze the pattern ``|kernel| > threshold`` and train only those weights.

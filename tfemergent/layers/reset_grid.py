@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfemergent.utils import _private
 from tfemergent.utils.validation import (
     validate_choice,
     validate_int,
@@ -111,16 +112,7 @@ def normalize_subnetwork(subnetwork):
     return spec
 
 
-def _in_xla_context():
-    """Whether the code being traced will be compiled by XLA (``jit_compile=True``)."""
-    try:
-        from tensorflow.python.framework import ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # private TensorFlow modules moved: assume no XLA
-        return False
-    if tf.executing_eagerly():
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+_in_xla_context = _private.in_xla_context
 
 
 def _grouped_conv2d(inputs, kernel, num_groups, padding):

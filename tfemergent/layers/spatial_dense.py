@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
 from tfemergent.utils.validation import validate_bool, validate_int, validate_seed
+from tfemergent.utils import _private
 
 # Layers that keep the neurons of their input (same units, element-wise): a
 # SpatialDense after one of these still reads the neurons of the SpatialDense
@@ -23,18 +24,18 @@ _NEURON_PRESERVING_LAYERS = (
 def _spatial_source_of(tensor):
     """The SpatialDense whose neurons produce ``tensor``, or None."""
     while True:
-        history = getattr(tensor, "_keras_history", None)
+        history = _private.keras_history(tensor)
         if history is None:
             return None
-        operation = history.operation
+        operation, node_index = history
         if isinstance(operation, SpatialDense):
             return operation
         if not isinstance(operation, _NEURON_PRESERVING_LAYERS):
             return None
-        node = operation._inbound_nodes[history.node_index]
-        if len(node.input_tensors) != 1:
+        inputs = _private.inbound_tensors(operation, node_index)
+        if len(inputs) != 1:
             return None
-        tensor = node.input_tensors[0]
+        tensor = inputs[0]
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")

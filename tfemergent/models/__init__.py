@@ -1,13 +1,16 @@
-"""Models of tfemergent: one module per paper."""
+"""Models of tfemergent, one sub-package per paper.
 
-from tfemergent.models.add_on_super_network import AddOnSuperNetwork
-from tfemergent.models.hierarchy_layout import HierarchyLayout
-from tfemergent.models.location_evaluator import LocationEvaluator
-from tfemergent.models.neuron_hierarchy_builder import NeuronHierarchyBuilder
-from tfemergent.models.reset_network import ResetNetwork
-from tfemergent.models.segment_cnn import SegmentCNN
-from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
-from tfemergent.models.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
+``hierarchy/`` (self-organising hierarchy), ``urn/`` (unstructured recursive network),
+``spatial/`` (spatial networks), ``reset/`` (Reset networks) and ``nhn/`` (neuron
+hierarchical networks) each hold their models, their training procedure and the
+experiment runner that ``tfemergent run`` calls. The public names are re-exported here.
+"""
+
+from tfemergent.geometry.hierarchy_layout import HierarchyLayout
+from tfemergent.models.hierarchy import SelfOrganisingHierarchy
+from tfemergent.models.nhn import AddOnSuperNetwork, LocationEvaluator, NeuronHierarchyBuilder, SegmentCNN
+from tfemergent.models.reset import ResetNetwork
+from tfemergent.models.spatial import PAPER_HIDDEN_UNITS, build_spatial_network
 
 __all__ = [
     "AddOnSuperNetwork",

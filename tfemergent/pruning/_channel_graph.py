@@ -28,7 +28,6 @@ import dataclasses
 
 import numpy as np
 
-from tfemergent.models.segment_cnn import HEAD_NAME, SEGMENT_INPUT, SegmentCNN
 
 
 @dataclasses.dataclass
@@ -58,7 +57,10 @@ class ChannelGraph:
 
     def __init__(self, model):
         self.model = model
-        self.spec = SegmentCNN.from_model(model)
+        # Interim (issue 16 replaces this SegmentCNN-only graph by a generic one).
+        from tfemergent.models.nhn import segment_cnn
+
+        self.spec = segment_cnn.SegmentCNN.from_model(model)
         self.conv_names = self.spec.conv_names
         self.conv_layers = [model.get_layer(name) for name in self.conv_names]
         self.masks = [layer.pruning_mask.numpy() > 0.5 for layer in self.conv_layers]
@@ -75,9 +77,9 @@ class ChannelGraph:
                 index_of[(segment, layer)] = len(index_of)
         self.add_ons = []
         for add_on in self.spec.add_ons:
-            layer = model.get_layer(SegmentCNN.add_on_name(add_on))
+            layer = model.get_layer(segment_cnn.SegmentCNN.add_on_name(add_on))
             segment = add_on["segment"]
-            if add_on["source"] == SEGMENT_INPUT:
+            if add_on["source"] == segment_cnn.SEGMENT_INPUT:
                 first = first_of_segment[segment]
                 producer = first - 1 if first > 0 else None
             else:
@@ -96,7 +98,8 @@ class ChannelGraph:
                     target=index_of[(segment, add_on["target"])],
                 )
             )
-        head = model.get_layer(HEAD_NAME)
+        self.head_name = segment_cnn.HEAD_NAME
+        head = model.get_layer(segment_cnn.HEAD_NAME)
         self.head_kernel = head.kernel.numpy()
         self.head_bias = head.bias.numpy() if head.bias is not None else None
         self.num_input_channels = self.spec.input_shape[-1]

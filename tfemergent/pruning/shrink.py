@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from tfemergent.models.segment_cnn import HEAD_NAME, SegmentCNN
 from tfemergent.pruning._channel_graph import ChannelGraph
 
 
@@ -68,6 +67,7 @@ def shrink(model):
         [{**edge.spec, "connection_mask": None} for edge in kept_edges]
     )
     small = new_spec.build(name=model.name)
+    add_on_name, head_name = type(spec).add_on_name, graph.head_name
 
     def alive_of(producer):
         if producer is None:
@@ -89,12 +89,12 @@ def shrink(model):
     for edge in kept_edges:
         rows = alive_of(edge.producer)
         columns = state.alive[edge.target]
-        target = small.get_layer(SegmentCNN.add_on_name(edge.spec))
+        target = small.get_layer(add_on_name(edge.spec))
         target.kernel.assign(edge.layer.masked_kernel.numpy()[:, :, rows][:, :, :, columns])
         target.connection_mask.assign(edge.layer.connection_mask.numpy()[rows][:, columns])
         if target.bias is not None:
             target.bias.assign(edge.bias[columns].astype(target.bias.dtype))
-    head = small.get_layer(HEAD_NAME)
+    head = small.get_layer(head_name)
     last = state.alive[-1]
     head.kernel.assign(graph.head_kernel[last])
     if graph.head_bias is not None:

@@ -7,6 +7,8 @@ and falls back to Keras's own regularizers (``"l1"``, ``"l2"``...).
 
 import inspect
 
+import re
+
 import keras
 
 from tfemergent.regularizers.density_cost import DensityCost
@@ -17,7 +19,7 @@ from tfemergent.regularizers.transport_cost import TransportCost
 ALL_OBJECTS = (TransportCost, DensityCost, IterationActivityL1, SynapticLength)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update(
-    {keras.src.utils.naming.to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS}
+    {re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower(): cls for cls in ALL_OBJECTS}
 )
 
 

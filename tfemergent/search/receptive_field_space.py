@@ -1,5 +1,6 @@
 """`ReceptiveFieldSpace`: the topologies of a self-organising hierarchy."""
 
+from tfemergent.geometry.hierarchy_layout import HierarchyLayout
 from tfemergent.search.search_space import SearchSpace, register_search_class
 
 
@@ -17,8 +18,7 @@ class ReceptiveFieldSpace(SearchSpace):
     ... between [-1, 1] for a horizontal or vertical shift".
 
     The space is described by the hierarchy's layout arguments, so its config
-    is plain JSON; `tfemergent.models.HierarchyLayout` is imported when the
-    space is created.
+    is plain JSON (the geometry is a `tfemergent.geometry.HierarchyLayout`).
 
     Args:
         image_shape, num_units, num_hidden, window_size, code_shape: as in
@@ -40,8 +40,6 @@ class ReceptiveFieldSpace(SearchSpace):
 
     def __init__(self, image_shape=(20, 20), num_units=3, num_hidden=100, window_size=10,
                  code_shape=None):
-        from tfemergent.models.hierarchy_layout import HierarchyLayout
-
         self.layout = HierarchyLayout(image_shape, num_units, num_hidden, window_size, code_shape)
 
     @property

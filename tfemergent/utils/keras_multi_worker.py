@@ -25,6 +25,8 @@ import os
 
 import tensorflow as tf
 
+from tfemergent.utils import _private
+
 ENVIRONMENT_VARIABLE = "TFEMERGENT_PATCH_KERAS"
 _originals = {}
 
@@ -49,10 +51,11 @@ def patch_keras_multi_worker_fit():
     """
     if _originals:
         return True
+    internals = _private.keras_trainer_internals()
+    if internals is None:
+        return False
+    tree, trainer_module = internals
     try:
-        from keras.src import tree
-        from keras.src.backend.tensorflow import trainer as trainer_module
-
         keras_build = trainer_module.TensorFlowTrainer._maybe_symbolic_build
         keras_reduce = trainer_module.reduce_per_replica
         trainer_module._collective_all_reduce_multi_worker  # noqa: B018 (must exist)

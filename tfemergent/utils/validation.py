@@ -110,3 +110,56 @@ def validate_spec(name, value, defaults, note=""):
             f"{' (' + note + ')' if note else ''}. {_received(name, value)}"
         )
     return {**defaults, **value}
+
+
+def validate_real_array(name, value, *, ndim=None, min_ndim=None, expected=None, finite=True,
+                        dtype=np.float64):
+    """``value`` as a non-empty real NumPy array of ``dtype`` (finite by default).
+
+    The one array check of the package: rejects empty, boolean, complex and
+    non-numeric arrays, a wrong number of dimensions (``ndim`` exactly, or at least
+    ``min_ndim``) and, with ``finite=True``, NaN or inf, counting them in the message.
+    ``expected`` describes the shape in the message (e.g. ``"[rows, cols]"``).
+
+    >>> validate_real_array("x", [[1, 2]], ndim=2).dtype
+    dtype('float64')
+    >>> validate_real_array("x", [1.0, float("nan")])
+    Traceback (most recent call last):
+    ...
+    ValueError: `x` must be finite (no NaN or inf). Received: x with 1 non-finite values
+    """
+    array = np.asarray(value)
+    if expected is None:
+        if ndim is not None:
+            expected = f"with {ndim} dimensions"
+        elif min_ndim is not None:
+            expected = f"with at least {min_ndim} dimensions"
+        else:
+            expected = "of any shape"
+    if (
+        (ndim is not None and array.ndim != ndim)
+        or (min_ndim is not None and array.ndim < min_ndim)
+        or array.size == 0
+        or array.dtype == bool
+        or not np.issubdtype(array.dtype, np.number)
+        or np.iscomplexobj(array)
+    ):
+        raise ValueError(
+            f"`{name}` must be a non-empty real array {expected}. "
+            f"Received: {name}.shape={array.shape}, {name}.dtype={array.dtype}"
+        )
+    array = array.astype(dtype)
+    if finite:
+        validate_finite(name, array)
+    return array
+
+
+def validate_finite(name, array):
+    """Raise ``ValueError`` if the NumPy ``array`` holds NaN or inf; return it."""
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(
+            f"`{name}` must be finite (no NaN or inf). "
+            f"Received: {name} with {bad} non-finite values"
+        )
+    return array

@@ -107,3 +107,42 @@ def field_mask(receptive_field, feature_map_shape, window_size):
     for row, col in receptive_field:
         mask[row : row + window_size, col : col + window_size] = 1.0
     return mask
+
+
+def validate_pair(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    try:
+        parts = tuple(value)
+    except TypeError:
+        parts = None
+    if parts is None or len(parts) != 2 or not all(_is_int(p) for p in parts):
+        raise ValueError(
+            f"Argument `{name}` must be a pair of integers (row, col). Received: {name}={value!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def validate_code_shape(code_shape, num_hidden):
+    """``code_shape`` (default: `default_code_shape`) checked against ``num_hidden``."""
+    if code_shape is None:
+        return default_code_shape(num_hidden)
+    shape = validate_pair("code_shape", code_shape)
+    if min(shape) < 1 or shape[0] * shape[1] != num_hidden:
+        raise ValueError(
+            "Argument `code_shape` must be (rows, cols) of positive integers with rows * "
+            f"cols = num_hidden = {num_hidden}. Received: code_shape={code_shape!r}"
+        )
+    return shape
+
+
+def default_code_shape(num_hidden):
+    """The block a code of ``num_hidden`` values fills on the map: square if possible.
+
+    ``(s, s)`` when ``num_hidden = s * s``; otherwise the most square ``(rows,
+    cols)`` with ``rows <= cols`` and ``rows * cols = num_hidden``.
+    """
+    rows = int(np.floor(np.sqrt(num_hidden)))
+    while num_hidden % rows:
+        rows -= 1
+    return rows, num_hidden // rows

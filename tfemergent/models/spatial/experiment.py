@@ -15,7 +15,7 @@ import numpy as np
 
 from tfemergent import analysis, datasets, plotting
 from tfemergent.callbacks.spatial_tensorboard import SpatialTensorBoard
-from tfemergent.models.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
+from tfemergent.models.spatial.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 NAME = "spatial-split"

@@ -6,7 +6,7 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-import tfemergent.models.self_organising_hierarchy as hierarchy_module
+import tfemergent.models.hierarchy.self_organising_hierarchy as hierarchy_module
 from tfemergent.models import SelfOrganisingHierarchy
 from docstring_examples import assert_docstring_examples
 

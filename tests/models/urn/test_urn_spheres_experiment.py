@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfemergent import cli
-from tfemergent.experiments import urn_spheres
+from tfemergent.models.urn import experiment as urn_spheres
 
 
 def test_cli_run_reports_structure(tmp_path, capsys):

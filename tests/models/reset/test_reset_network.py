@@ -11,7 +11,7 @@ from docstring_examples import assert_docstring_examples
 from tfemergent.layers import ResetGrid
 from tfemergent.models import ResetNetwork
 
-reset_network_module = importlib.import_module("tfemergent.models.reset_network")
+reset_network_module = importlib.import_module("tfemergent.models.reset.reset_network")
 
 SMALL = {"conv_filters": [4], "dense_units": [8]}
 TINY = dict(grid_size=2, grid_width=8, subnetwork=SMALL, final_network=SMALL, seed=3)

@@ -15,7 +15,7 @@ from tfemergent.layers import AddOnConv2D, MaskedConv2D
 from tfemergent.models import AddOnSuperNetwork, SegmentCNN
 from tfemergent.search import LocationSpace
 
-module = importlib.import_module("tfemergent.models.add_on_super_network")
+module = importlib.import_module("tfemergent.models.nhn.add_on_super_network")
 
 SEGMENTS = [[3, {"filters": 4, "kernel_size": 5}, 4], [{"filters": 5, "kernel_size": 5}, 6]]
 IMAGES = np.random.default_rng(0).normal(size=(4, 8, 8, 2)).astype("float32")

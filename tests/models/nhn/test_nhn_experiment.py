@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tfemergent import cli
-from tfemergent.experiments import EXPERIMENTS, nhn
-from tfemergent.models.neuron_hierarchy_builder import STAGES
+from tfemergent.experiments import EXPERIMENTS
+from tfemergent.models.nhn import experiment as nhn
+from tfemergent.models.nhn.neuron_hierarchy_builder import STAGES
 
 
 def test_registered():

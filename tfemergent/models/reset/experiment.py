@@ -19,7 +19,7 @@ import numpy as np
 
 from tfemergent import datasets
 from tfemergent.analysis import grid_usage
-from tfemergent.models.reset_network import ResetNetwork
+from tfemergent.models.reset.reset_network import ResetNetwork
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 NAME = "reset"

@@ -8,7 +8,7 @@ from tfemergent.analysis.kernel_sensitivity import kernel_sensitivity, select_co
 from tfemergent.initializers.smooth_kernel import SmoothKernel
 from tfemergent.layers.add_on_conv2d import ADD_ON_KERNEL_SIZES, AddOnConv2D
 from tfemergent.layers.masked_conv2d import MaskedConv2D
-from tfemergent.models.segment_cnn import (
+from tfemergent.models.nhn.segment_cnn import (
     GLOBAL_POOL_NAME,
     HEAD_NAME,
     SEGMENT_INPUT,

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tfemergent.analysis import binned_entropy
 from tfemergent.layers.masked_autoencoder_unit import MaskedAutoencoderUnit
-from tfemergent.models.hierarchy_layout import HierarchyLayout
+from tfemergent.geometry.hierarchy_layout import HierarchyLayout
 from tfemergent.utils.validation import validate_float, validate_int, validate_seed
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfemergent import cli
-from tfemergent.experiments import spatial_split
+from tfemergent.models.spatial import experiment as spatial_split
 
 
 def test_cli_list(capsys):

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from tfemergent.models.add_on_super_network import AddOnSuperNetwork
+from tfemergent.models.nhn.add_on_super_network import AddOnSuperNetwork
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 SHARED_DIRECTORY_NAME = "shared_add_ons"

@@ -12,7 +12,7 @@ from tfemergent.initializers import SmoothKernel
 from tfemergent.layers import AddOnConv2D, MaskedConv2D
 from tfemergent.models import SegmentCNN
 
-segment_cnn_module = importlib.import_module("tfemergent.models.segment_cnn")
+segment_cnn_module = importlib.import_module("tfemergent.models.nhn.segment_cnn")
 
 SEGMENTS = [[3, {"filters": 4, "kernel_size": 5}, 4], [{"filters": 5, "kernel_size": 5}, 2]]
 ADD_ONS = [

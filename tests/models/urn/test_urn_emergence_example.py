@@ -19,7 +19,7 @@ def _load_example():
 
 def test_shells_part(tmp_path):
     example = _load_example()
-    from tfemergent.experiments import urn_spheres
+    from tfemergent.models.urn import experiment as urn_spheres
 
     config = urn_spheres.URNSpheresConfig(num_neurons=30, epochs=2, seeds=(0,), verbose=0)
     outcome = example.main("shells-residual", str(tmp_path), shells_config=config)

@@ -15,7 +15,7 @@ from tfemergent.analysis import count_parameters
 from tfemergent.layers import AddOnConv2D, MaskedConv2D
 from tfemergent.models import NeuronHierarchyBuilder, SegmentCNN
 
-module = importlib.import_module("tfemergent.models.neuron_hierarchy_builder")
+module = importlib.import_module("tfemergent.models.nhn.neuron_hierarchy_builder")
 
 SEGMENTS = [[16, {"filters": 16, "kernel_size": 5}], [16, 16]]
 TINY = {

@@ -6,7 +6,8 @@ import pytest
 
 from tfemergent import cli
 from tfemergent.analysis import clustering_index, dprime_maps, preference_map
-from tfemergent.experiments import EXPERIMENTS, reset
+from tfemergent.experiments import EXPERIMENTS
+from tfemergent.models.reset import experiment as reset
 
 SMALL = {"dataset": "digits", "grid_sizes": (1, 2), "num_train": 800, "epochs": 4, "batch_size": 32,
          "num_eval": 200, "verbose": 0}

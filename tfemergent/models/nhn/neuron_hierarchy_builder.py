@@ -11,17 +11,17 @@ import tensorflow as tf
 from tfemergent.analysis.parameter_count import count_parameters, performance_score
 from tfemergent.layers._masked_convolution import MaskedConvolutionBase
 from tfemergent.layers.add_on_conv2d import ADD_ON_KERNEL_SIZES, AddOnConv2D
-from tfemergent.models.add_on_super_network import (
+from tfemergent.models.nhn.add_on_super_network import (
     ADD_ON_INITIALIZERS,
     AddOnSuperNetwork,
     validate_kernel_sizes,
 )
-from tfemergent.models.location_evaluator import (
+from tfemergent.models.nhn.location_evaluator import (
     SHARED_DIRECTORY_NAME,
     SHARED_WEIGHTS_MODES,
     LocationEvaluator,
 )
-from tfemergent.models.segment_cnn import HEAD_NAME, SegmentCNN
+from tfemergent.models.nhn.segment_cnn import HEAD_NAME, SegmentCNN
 from tfemergent.pruning.activation_scale import activation_scales, restore_activation_scales
 from tfemergent.pruning.prune_kernels import GRANULARITIES, SCOPES, prune_kernels
 from tfemergent.pruning.shrink import shrink

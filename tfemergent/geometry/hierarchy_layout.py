@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from tfemergent.layers import _receptive_fields as fields
-from tfemergent.layers.masked_autoencoder_unit import validate_code_shape
+from tfemergent.geometry import receptive_fields as fields
 from tfemergent.utils.validation import validate_int, validate_seed
 
 HANDCRAFTED_TOPOLOGIES = ("flat", "columnar", "pyramidal")
@@ -64,7 +63,7 @@ class HierarchyLayout:
         self.num_units = validate_int("num_units", num_units, minimum=1)
         self.num_hidden = validate_int("num_hidden", num_hidden, minimum=1)
         self.window_size = validate_int("window_size", window_size, minimum=1)
-        self.code_shape = validate_code_shape(code_shape, self.num_hidden)
+        self.code_shape = fields.validate_code_shape(code_shape, self.num_hidden)
         image_rows, image_cols = self.image_shape
         code_rows, code_cols = self.code_shape
         per_column = max(1, image_rows // code_rows)

@@ -1,8 +1,8 @@
 
 import pytest
 
-import tfemergent.models.hierarchy_layout as layout_module
-from tfemergent.layers import _receptive_fields as fields
+import tfemergent.geometry.hierarchy_layout as layout_module
+from tfemergent.geometry import receptive_fields as fields
 from tfemergent.models import HierarchyLayout
 from docstring_examples import assert_docstring_examples
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from tfemergent import datasets
-from tfemergent.models.self_organising_hierarchy import SelfOrganisingHierarchy
+from tfemergent.models.hierarchy.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.probes.logistic_regression_probe import LogisticRegressionProbe
 from tfemergent.search import HillClimbing, ReceptiveFieldSpace, SearchRunner
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int

@@ -13,7 +13,7 @@ from docstring_examples import assert_docstring_examples
 from tfemergent import search
 from tfemergent.models import AddOnSuperNetwork, LocationEvaluator, SegmentCNN
 
-module = importlib.import_module("tfemergent.models.location_evaluator")
+module = importlib.import_module("tfemergent.models.nhn.location_evaluator")
 
 RNG = np.random.default_rng(0)
 TRAIN_IMAGES = RNG.normal(size=(96, 8, 8, 1)).astype("float32")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tfemergent import cli
-from tfemergent.experiments import EXPERIMENTS, hierarchy
+from tfemergent.experiments import EXPERIMENTS
+from tfemergent.models.hierarchy import experiment as hierarchy
 from tfemergent.search import Trial
 
 SMALL = {
