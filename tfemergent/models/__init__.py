@@ -11,6 +11,7 @@ from tfemergent.models.hierarchy import SelfOrganisingHierarchy
 from tfemergent.models.nhn import AddOnSuperNetwork, LocationEvaluator, NeuronHierarchyBuilder, SegmentCNN
 from tfemergent.models.reset import ResetNetwork
 from tfemergent.models.spatial import PAPER_HIDDEN_UNITS, build_spatial_network
+from tfemergent.models.urn import URNExtraction, extract_urn_network
 
 __all__ = [
     "AddOnSuperNetwork",
@@ -21,5 +22,7 @@ __all__ = [
     "ResetNetwork",
     "SegmentCNN",
     "SelfOrganisingHierarchy",
+    "URNExtraction",
     "build_spatial_network",
+    "extract_urn_network",
 ]

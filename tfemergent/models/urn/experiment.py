@@ -16,6 +16,7 @@ import numpy as np
 
 from tfemergent import analysis, datasets, plotting
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
+from tfemergent.models import _runner_tools as tools
 from tfemergent.regularizers.iteration_activity_l1 import IterationActivityL1
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
@@ -31,7 +32,7 @@ PAPER = "100% test accuracy; 123±15 active neurons; MLP 115±15 / 4±1.4 / 3±0
 @dataclasses.dataclass
 class URNSpheresConfig:
     """Configuration of ``urn-spheres`` (paper: S=5000, 200 epochs; the defaults
-    are scaled down so that the command runs in well under a minute on 2 cores).
+    are scaled down: S=1000, 40 epochs).
 
     Attributes:
         dim: dimension of the shells (paper: 10).
@@ -110,16 +111,13 @@ def run_one(config, seed):
     x, y = datasets.concentric_shells(config.dim, config.num_train + config.num_test, seed=seed)
     x_train, y_train = x[: config.num_train], y[: config.num_train]
     x_test, y_test = x[config.num_train:], y[config.num_train:]
-    keras.utils.set_random_seed(seed)
     model = build_model(config, seed)
     callbacks = []
     if config.logdir:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.logdir, f"seed{seed}")))
     start = time.perf_counter()
     model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
+        tools.shuffled_batches((x_train, y_train), config.batch_size, seed=seed),
         epochs=config.epochs,
         verbose=2 if config.verbose else 0,  # one line per epoch
         callbacks=callbacks,
@@ -157,27 +155,21 @@ def run_one(config, seed):
 
 def format_table(results):
     """The per-seed results as a Markdown table."""
-    lines = [
-        "| seed | test acc. | active neurons | emergent hidden layers | forward share | "
-        "verify max change | forward-only max change |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        sizes = " / ".join(str(s) for s in r["layer_sizes"]) or "-"
-        lines.append(
-            f"| {r['seed']} | {r['test_accuracy']:.3f} | {r['num_active']} | {sizes} | "
-            f"{r['forward_share']:.2f} | {r['verify_max_change']:.1e} | "
-            f"{r['feedforward_max_change']:.1e} |"
-        )
-    return "\n".join(lines)
+    return tools.markdown_table(
+        ["seed", "test acc.", "active neurons", "emergent hidden layers", "forward share",
+         "verify max change", "forward-only max change"],
+        [
+            [r["seed"], f"{r['test_accuracy']:.3f}", r["num_active"],
+             " / ".join(str(s) for s in r["layer_sizes"]) or "-", f"{r['forward_share']:.2f}",
+             f"{r['verify_max_change']:.1e}", f"{r['feedforward_max_change']:.1e}"]
+            for r in results
+        ],
+    )
 
 
 def run(config):
     """Run the experiment; returns ``{"results": [...], "table": str}``."""
-    if not isinstance(config, URNSpheresConfig):
-        raise ValueError(
-            f"`config` must be a URNSpheresConfig. Received: config of type {type(config).__name__}"
-        )
+    tools.check_config(config, URNSpheresConfig)
     results = []
     for seed in config.seeds:
         result = run_one(config, seed)
@@ -189,11 +181,7 @@ def run(config):
                 f"{result['layer_sizes']} ({result['train_seconds']:.0f} s)",
                 flush=True,
             )
-    table = format_table(results)
-    if config.verbose:
-        print(table)
-        print(f"Paper: {PAPER}")
-    return {"results": results, "table": table}
+    return tools.finish(results, format_table(results), config.verbose, footer=f"Paper: {PAPER}")
 
 
 def add_arguments(parser):
