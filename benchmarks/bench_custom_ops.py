@@ -1,13 +1,8 @@
-"""C++ ops (`TfEmergent>MaskedMatmul`, `TfEmergent>SparseMatmul`) vs the pure-TF paths.
+"""C++ op `TfEmergent>SparseMatmul` vs the pure-TF paths.
 
 One product with its gradients (forward + gradient w.r.t. x and the weights),
 every path in one process, interleaved repeats after warm-up (benchmarks.harness).
 
-* MaskedMatmul, N = 4096, batch 256, receptive-field masks of density 1/4,
-  1/16, 1/64 (benchmarks.bench_masked_matmul): ``naive`` = jit-compiled
-  ``x @ (kernel * mask)``; ``xla gather`` = jit-compiled
-  ``masked_matmul(..., implementation="gather")``; ``c++ op`` = the same call
-  in a plain `tf.function` with the custom ops enabled.
 * SparseMatmul (the URN step product), S = 5000 and 21,600, 97% / 99% zeros
   (the same number of random columns in every row), batch 256: ``dense`` = jit-compiled ``x @ kernel``; ``tf.sparse`` =
   ``tf.sparse.sparse_dense_matmul``; ``pure TF`` = `sparse_matmul` with the ops
@@ -27,9 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import harness
-from benchmarks.bench_masked_matmul import receptive_field_mask
 from tfemergent.kernels import custom_ops
-from tfemergent.kernels import masked_matmul
 from tfemergent.kernels import sparse_matmul
 from tfemergent.kernels import xla
 
@@ -52,46 +45,6 @@ def switched(enabled, fn):
         return fn(*args)
 
     return call
-
-
-def masked_rows(size, batch, repeats, warmup):
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(batch, size)).astype("float32"))
-    upstream = tf.constant(rng.normal(size=(batch, size)).astype("float32"))
-    kernel = tf.Variable(rng.normal(size=(size, size)).astype("float32") / math.sqrt(size))
-    rows = []
-    for divisor in (4, 16, 64):
-        mask = receptive_field_mask(size, math.isqrt(divisor))
-        dense_mask = mask.to_dense()
-        naive = step(lambda x: tf.matmul(x, kernel * dense_mask), kernel, upstream, True)
-        gather = step(
-            lambda x: masked_matmul(x, kernel, mask, implementation="gather"), kernel, upstream, True
-        )
-        # The op itself (masked_matmul does not pick it by default: CUSTOM_OP_MIN_DENSITY).
-        op = step(
-            lambda x: custom_ops.masked_matmul(x, kernel, mask.row_index, mask.col_index),
-            kernel, upstream, False,
-        )
-        custom_ops.enable_custom_ops()
-        errors = max(
-            float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(op(x), naive(x))
-        )
-        results = harness.compare(
-            {"naive": lambda: naive(x), "xla gather": lambda: gather(x), "c++ op": lambda: op(x)},
-            warmup=warmup, repeats=repeats, baseline="naive",
-        )
-        print(f"\nMaskedMatmul density 1/{divisor}, max |op - naive| {errors:.1e}")
-        print(harness.format_comparison(results, baseline="naive"))
-        dense_rate = 6 * batch * size * size / results["naive"]["median_ms"] / 1e6
-        op_rate = 6 * batch * size * size / divisor / results["c++ op"]["median_ms"] / 1e6
-        rows.append([
-            f"1/{divisor}",
-            *(f"{results[n]['median_ms']:.1f}" for n in ("naive", "xla gather", "c++ op")),
-            f"{results['c++ op']['speedup']:.2f}x",
-            f"{results['xla gather']['median_ms'] / results['c++ op']['median_ms']:.2f}x",
-            f"{op_rate:.0f} / {dense_rate:.0f} ({100 * op_rate / dense_rate:.0f}%)",
-        ])
-    return rows
 
 
 # tf.sparse.sparse_dense_matmul's values gradient forms [nnz, batch]: skipped above this.
@@ -186,17 +139,12 @@ def sparse_rows(sizes, batch, repeats, warmup):
 def main(argv=None):
     args = harness.parse_args(__doc__.splitlines()[0], argv)
     repeats, warmup = (3, 1) if args.quick else (7, 2)
-    masked = masked_rows(1024 if args.quick else 4096, 256, repeats, warmup)
     sparse = sparse_rows((2000,) if args.quick else (5000, 21600), 256, repeats, warmup)
     body = (
         "One product + gradients w.r.t. x and the weights, float32, batch 256, medians in ms, "
         f"{repeats} interleaved repeats after {warmup} warm-up calls. GFLOP/s counts the "
-        "active (unmasked / nonzero) entries only; the dense rate is the dense path of the "
+        "nonzero entries only; the dense rate is the dense path of the "
         "same run.\n\n"
-        + harness.markdown_table(
-            ["density", "naive ms", "xla gather ms", "c++ op ms", "op vs naive",
-             "op vs xla gather", "op GFLOP/s / dense GFLOP/s"], masked)
-        + "\n\n"
         + harness.markdown_table(
             ["S", "zeros", "dense ms", "tf.sparse ms", "pure TF ms", "c++ op ms", "op vs dense",
              "dense / op ms, the pair alone", "op vs pure TF", "op vs tf.sparse", "op GFLOP/s / dense GFLOP/s"], sparse)

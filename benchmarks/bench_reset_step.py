@@ -157,6 +157,63 @@ def measure_steps(grid_size, batch, repeats, rng):
     return results, max_diff
 
 
+def dense_gemm_rate(repeats, size=2048):
+    """The machine's dense float32 GEMM rate (GFLOP/s) now: a ``size``³ matmul."""
+    a = tf.random.stateless_normal((size, size), seed=[0, 1])
+    product = tf.function(lambda: tf.matmul(a, a))
+    result = harness.compare({"gemm": product}, warmup=2, repeats=repeats)["gemm"]
+    return 2 * size**3 / result["median_ms"] / 1e6
+
+
+def _layer_inputs(layer, grid, batch):
+    """(inputs of sublayer ``layer`` of ``grid`` in the channels layout, whether the
+    inputs need a gradient, forward FLOPs) for a batch of ``batch`` images."""
+    num = grid.num_subnetworks
+    kernel = layer.kernel.shape
+    if len(kernel) == 5:  # (num, k, k, c, f) stacked convolution
+        size, channels, filters = kernel[1], kernel[3], kernel[4]
+        height = IMAGE_SHAPE[0] if layer.shared_input else IMAGE_SHAPE[0] // 2
+        shape = (batch, height, height, channels if layer.shared_input else num * channels)
+        flops = 2 * batch * height * height * size * size * channels * filters * num
+    else:  # (num, d_in, d_out) stacked dense
+        inputs, units = kernel[1], kernel[2]
+        shape = (batch, inputs) if layer.shared_input else (num, batch, inputs)
+        flops = 2 * batch * inputs * units * num
+    values = tf.random.stateless_normal(shape, seed=[1, 2])
+    return values, not layer.shared_input, flops
+
+
+def measure_layers(grid_size, batch, repeats):
+    """Forward + backward of each stacked sublayer of ``ResetGrid(grid_size)`` alone.
+
+    Returns ``{name: (median ms, GFLOP/s, load)}``: the work counted is the forward
+    product, the kernel gradient (the same multiply-adds) and, except for the first
+    layer (its inputs are the images), the input gradient.
+    """
+    grid = ResetGrid(grid_size, grid_width=GRID_WIDTH, seed=0)
+    grid(np.zeros((1,) + IMAGE_SHAPE, "float32"))
+    steps, work = {}, {}
+    for layer in grid._sublayers:
+        inputs, needs_input_grad, flops = _layer_inputs(layer, grid, batch)
+
+        def step(layer=layer, inputs=inputs, needs_input_grad=needs_input_grad):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs)
+                loss = tf.reduce_sum(outputs * outputs)
+            sources = [layer.kernel, layer.bias] + ([inputs] if needs_input_grad else [])
+            return tape.gradient(loss, sources)
+
+        steps[layer.name] = tf.function(step)
+        work[layer.name] = flops * (3 if needs_input_grad else 2)
+    results = harness.compare(steps, warmup=2, repeats=repeats)
+    load = os.getloadavg()[0]
+    return {
+        name: (r["median_ms"], work[name] / r["median_ms"] / 1e6, load)
+        for name, r in results.items()
+    }
+
+
 def measure_index_history(repeats):
     rng = np.random.default_rng(0)
     history = rng.normal(0.0, 2.0, size=HISTORY_SHAPE)
@@ -192,13 +249,28 @@ def main(argv=None):
     batches = (32,) if args.quick else (32, 128)
     repeats = 3 if args.quick else 10
     rng = np.random.default_rng(0)
-    results, max_diffs = {}, {}
+    results, max_diffs, loads = {}, {}, {}
     for grid_size in grid_sizes:
         for batch in batches:
             results[grid_size, batch], max_diffs[grid_size, batch] = measure_steps(
                 grid_size, batch, repeats, rng
             )
+            loads[grid_size, batch] = os.getloadavg()[0]
+            print(f"load average (1 min) after Reset({grid_size}), batch {batch}: "
+                  f"{loads[grid_size, batch]:.1f}")
     index = measure_index_history(3 if args.quick else 7)
+    layer_rows = []
+    for grid_size in grid_sizes:
+        for batch in batches:
+            gemm = dense_gemm_rate(repeats)
+            for name, (ms, rate, load) in measure_layers(grid_size, batch, repeats).items():
+                layer_rows.append([
+                    f"Reset({grid_size}, {GRID_WIDTH})", batch, name, f"{ms:.1f}",
+                    f"{rate:.1f}", f"{gemm:.0f}", f"{100 * rate / gemm:.0f}%", f"{load:.1f}",
+                ])
+    layer_header = ["network", "batch", "layer", "fwd+bwd ms", "GFLOP/s", "dense GEMM GFLOP/s",
+                    "share", "load (1 min)"]
+    print(harness.markdown_table(layer_header, layer_rows))
     load_at_end = os.getloadavg()
 
     lines = []
@@ -224,6 +296,7 @@ def main(argv=None):
             rows.append([
                 f"Reset({grid_size}, {GRID_WIDTH})", batch, name, f"{r['median_ms']:.1f}",
                 f"{r['iqr_ms']:.1f}", f"{r['speedup']:.2f}x", f"{r['cpu_speedup']:.2f}x",
+                f"{loads[grid_size, batch]:.1f}",
             ])
     body = (
         "One training step (`train_on_batch`: forward, softmax cross-entropy, backward, Adam "
@@ -242,7 +315,7 @@ def main(argv=None):
     )
     body += harness.markdown_table(
         ["network", "batch", "variant", "median ms", "IQR ms", "speed-up vs loop",
-         "CPU-time speed-up"],
+         "CPU-time speed-up", "load (1 min)"],
         rows,
     )
     body += "\n\n" + "\n".join(f"- **{line}**" for line in lines) + "\n"
@@ -299,6 +372,14 @@ def main(argv=None):
         "kernels, no padding of 8 channels to oneDNN's 16) and splitting the batch into "
         "chunks no faster.\n"
     )
+    body += (
+        "\nEach stacked sublayer alone, forward + backward (`tf.GradientTape`, channels "
+        "layout as in the vectorised step), against the dense float32 GEMM rate (2048³ "
+        "matmul) measured just before it in the same run; the work counted is the forward "
+        "products, the kernel gradient and (not for `conv_0`, which reads the images) the "
+        f"input gradient. {repeats} interleaved repeats.\n\n"
+    )
+    body += harness.markdown_table(layer_header, layer_rows) + "\n"
     body += (
         f"\n`index_history` on an {' x '.join(map(str, HISTORY_SHAPE))} d′ history (random "
         "normal d′, number similarity of 10 classes, threshold 2, 20 shuffles, 4-"

@@ -99,3 +99,41 @@ def test_tensorflow_backend_imports_in_a_fresh_process(tmp_path):
 
 def test_data_dir_fixture(data_dir):
     assert os.path.isdir(data_dir)
+
+
+_SIDE_EFFECT_SCRIPT = """
+import os
+import random
+import numpy as np
+from keras.src.backend.tensorflow import trainer
+environment = dict(os.environ)
+functions = (trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica)
+python_state, numpy_state = random.getstate(), np.random.get_state()
+import tfemergent
+import tfemergent.cli, tfemergent.experiments
+changed = sorted(set(os.environ.items()) ^ set(environment.items()))
+print("environment", changed)
+now = (trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica)
+print("trainer", [a is b for a, b in zip(functions, now)])
+print("python_random", random.getstate() == python_state)
+print("numpy_random", all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state)))
+"""
+
+
+def test_import_changes_no_global_state():
+    """``import tfemergent`` sets no environment variable, patches no Keras function and
+    draws from no global random generator."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = "tensorflow"
+    result = subprocess.run(
+        [sys.executable, "-c", _SIDE_EFFECT_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines == {
+        "environment": "[]",
+        "trainer": "[True, True]",
+        "python_random": "True",
+        "numpy_random": "True",
+    }, result.stdout

@@ -1,14 +1,28 @@
 """tfemergent: Keras 3 / TensorFlow networks that organise their own structure.
 
 The package needs Keras 3 running on the TensorFlow backend; it refuses any other
-backend at import time with an error that says how to switch.
+backend at import time with an error that says how to switch. Importing it changes
+no global state: no environment variable, no Keras function (the multi-worker
+``fit`` patches of `tfemergent.utils.keras_multi_worker` are applied only under a
+``MultiWorkerMirroredStrategy``), no random seed.
+
+Layout, bottom to top (a module imports only from the rows above it):
+
+* ``utils/``, ``version``: validators, the private TF/Keras accesses, the Keras
+  multi-worker patches.
+* ``kernels/``: the products and distances (pure TF/XLA and the C++ ops).
+  ``geometry/``: lattices, the hierarchy layout, receptive fields.
+* ``initializers/``, ``losses/``, ``regularizers/``, ``datasets/``, ``probes/``.
+* ``layers/``, ``metrics/``.
+* ``analysis/``, ``search/``, ``plotting``.
+* ``pruning/``, then ``callbacks/``.
+* ``models/<system>/`` for ``hierarchy``, ``urn``, ``spatial``, ``reset``, ``nhn``:
+  each paper's models and its experiment runner (``experiment.py``).
+* ``experiments/``: the registry of the runners; ``cli``: the ``tfemergent``
+  command.
 """
 
-import os as _os
-
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras as _keras  # noqa: E402
+import keras as _keras
 
 if _keras.backend.backend() != "tensorflow":
     raise ImportError(
@@ -32,9 +46,4 @@ from tfemergent import probes  # noqa: E402,F401
 from tfemergent import pruning  # noqa: E402,F401
 from tfemergent import regularizers  # noqa: E402,F401
 from tfemergent import search  # noqa: E402,F401
-from tfemergent.utils import keras_multi_worker as _keras_multi_worker  # noqa: E402
 from tfemergent.version import __version__  # noqa: E402,F401
-
-# model.fit under a multi-worker MultiWorkerMirroredStrategy (Keras 3.15 bugs; only
-# active under such a strategy; TFEMERGENT_PATCH_KERAS=0 leaves Keras untouched).
-_keras_multi_worker.patch_from_environment()

@@ -8,6 +8,13 @@ import io
 
 import numpy as np
 
+from tfemergent.utils.validation import (
+    validate_bool,
+    validate_float,
+    validate_int,
+    validate_real_array,
+)
+
 TASK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -226,8 +233,6 @@ def plot_connectomics(
     """
     from matplotlib.collections import LineCollection
     from matplotlib.colors import to_rgb
-
-    from tfemergent.utils.validation import validate_int
 
     coordinates = np.asarray(coordinates, dtype=np.float64)
     if coordinates.ndim != 2 or coordinates.shape[1] < 2:
@@ -536,8 +541,6 @@ def class_colours(num_classes, ordered=False):
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    from tfemergent.utils.validation import validate_bool, validate_int
-
     num_classes = validate_int("num_classes", num_classes, minimum=1)
     ordered = validate_bool("ordered", ordered)
     if ordered:
@@ -607,8 +610,6 @@ def plot_preference_map(
     2
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
-
-    from tfemergent.utils.validation import validate_int
 
     pmap = np.asarray(preference_map)
     if (
@@ -692,21 +693,7 @@ def plot_dprime_maps(dprime, class_names=None, title=None, *, limit=None, panel_
     >>> figure.axes[0].images[0].get_clim()
     (-6.0, 6.0)
     """
-    from tfemergent.utils.validation import validate_float
-
-    dprime = np.asarray(dprime)
-    if (
-        dprime.ndim != 3
-        or 0 in dprime.shape
-        or dprime.dtype == bool
-        or not np.issubdtype(dprime.dtype, np.number)
-        or not np.all(np.isfinite(dprime))
-    ):
-        raise ValueError(
-            "`dprime` must be a non-empty finite real array (num_classes, h, w). "
-            f"Received: dprime.shape={dprime.shape}, dprime.dtype={dprime.dtype}"
-        )
-    dprime = dprime.astype(np.float64)
+    dprime = validate_real_array("dprime", dprime, ndim=3, expected="(num_classes, h, w)")
     num_classes = dprime.shape[0]
     names = _class_names(class_names, num_classes)
     if limit is None:

@@ -43,7 +43,8 @@ def main(num_train=4000, num_test=1000, epochs=3, fraction=0.85, learning_rate=0
     """Print both tables; returns ``[(scope, rescale, accuracy, losses, factors)]``."""
     config = nhn.NhnConfig(
         dataset="cifar10", data_dir=data_dir, segments=None, num_train=num_train, num_test=num_test,
-        batch_size=100, population_size=20, num_parents=4, num_children=5, num_fresh=5,
+        training={"batch_size": 100},
+        search={"population_size": 20, "num_parents": 4, "num_children": 5, "num_fresh": 5},
         verbose=0,
     )
     x_train, y_train, x_test, y_test = nhn.load_data(config)

@@ -30,6 +30,7 @@ import json
 import os
 import time
 
+from tfemergent.models.nhn import PruningConfig, SearchConfig, TrainingConfig
 from tfemergent.models.nhn import experiment as nhn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,32 +38,65 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = nhn.NhnConfig(
     dataset="cifar10",
     segments=None,  # SegmentCNN's default: 3 segments of 4 layers
-    epochs=30,
-    batch_size=100,
-    # The paper's 0.05 trains the ENAS network, which has batch normalisation; the
-    # segment CNN has none and does not learn at 0.05 (loss stays at 2.30 for 3 epochs
-    # on 4000 images; 0.01: 2.30 -> 2.11, test accuracy 0.22 after those 3 epochs).
-    learning_rate=0.01,
-    min_learning_rate=0.001,
-    prune_fraction=0.85,
-    # No batch normalisation: after 85% pruning the activations shrink layer after layer
-    # (to 2-5% of their scale in the last segment) and retraining stays at chance unless
-    # every convolution gets its output scale back (README, runs A, A2 and A3).
-    prune_rescale=True,
-    num_cycles=20,
-    population_size=20,
-    num_parents=4,
-    num_children=5,
-    num_fresh=5,
-    search_batches=25,
-    search_batch_size=100,
-    search_eval_size=500,
-    search_learning_rate=0.01,  # the paper's 0.05 is unstable without batch normalisation
-    direction_density=0.1,
-    direction_epochs=1,
-    validation_fraction=0.1,
+    training=TrainingConfig(
+        epochs=30,
+        batch_size=100,
+        # The paper's 0.05 trains the ENAS network, which has batch normalisation; the
+        # segment CNN has none and does not learn at 0.05 (README, "Training").
+        learning_rate=0.01,
+        min_learning_rate=0.001,
+    ),
+    pruning=PruningConfig(
+        fraction=0.85,
+        # The paper's one threshold for the whole network, as in the README's runs (the
+        # builder's default is the same fraction per layer).
+        scope="model",
+        # No batch normalisation: after 85% pruning the activations shrink layer after
+        # layer and retraining stays at chance unless every convolution gets its output
+        # scale back (README, runs A, A2 and A3).
+        rescale=True,
+    ),
+    search=SearchConfig(
+        num_cycles=20,
+        population_size=20,
+        num_parents=4,
+        num_children=5,
+        num_fresh=5,
+        train_batches=25,
+        batch_size=100,
+        eval_size=500,
+        learning_rate=0.01,  # the paper's 0.05 is unstable without batch normalisation
+        direction_density=0.1,
+        direction_epochs=1,
+        validation_fraction=0.1,
+    ),
     seed=0,
 )
+# Command-line options: (flag destination, config group or None, field).
+OPTIONS = (
+    ("num_train", None, "num_train"), ("num_test", None, "num_test"), ("seed", None, "seed"),
+    ("epochs", "training", "epochs"), ("learning_rate", "training", "learning_rate"),
+    ("prune_fraction", "pruning", "fraction"), ("prune_granularity", "pruning", "granularity"),
+    ("prune_scope", "pruning", "scope"), ("prune_channel_multiple", "pruning", "channel_multiple"),
+    ("prune_rescale", "pruning", "rescale"), ("cycles", "search", "num_cycles"),
+    ("search_batches", "search", "train_batches"), ("shared_weights", "search", "shared_weights"),
+)
+
+
+def overrides_from_args(args):
+    """The `NhnConfig.replace` overrides of the parsed command-line options."""
+    overrides = {}
+    for name, group, field in OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            (overrides.setdefault(group, {}) if group else overrides)[field] = value
+    if args.population is not None:
+        parents, children, fresh = nhn.evolution_settings(args.population)
+        overrides.setdefault("search", {}).update(
+            population_size=args.population, num_parents=parents, num_children=children,
+            num_fresh=fresh,
+        )
+    return overrides
 
 
 def main(config=CONFIG, output_dir=os.path.join(HERE, "output")):
@@ -70,8 +104,9 @@ def main(config=CONFIG, output_dir=os.path.join(HERE, "output")):
 
     Args:
         config: an `nhn.NhnConfig` (default `CONFIG`: CIFAR-10), or a dict of
-            fields that override `CONFIG` (e.g. ``{"num_train": 512,
-            "epochs": 1, "num_cycles": 1}`` for a smoke run).
+            overrides of `CONFIG` for `NhnConfig.replace` (e.g. ``{"num_train":
+            512, "training": {"epochs": 1}, "search": {"num_cycles": 1}}`` for a
+            smoke run).
         output_dir: result directory.
 
     Returns:
@@ -79,7 +114,7 @@ def main(config=CONFIG, output_dir=os.path.join(HERE, "output")):
         ``"model"`` (the final shrunk `keras.Model`).
     """
     if isinstance(config, dict):
-        config = dataclasses.replace(CONFIG, **config)
+        config = CONFIG.replace(**config)
     if not isinstance(config, nhn.NhnConfig):
         raise ValueError(
             "Argument `config` must be an NhnConfig or a dict of its fields. "
@@ -89,10 +124,10 @@ def main(config=CONFIG, output_dir=os.path.join(HERE, "output")):
 
     tf.get_logger().setLevel("ERROR")  # retracing notes of the many small models
     os.makedirs(output_dir, exist_ok=True)
-    if config.search_directory is None:
-        config = dataclasses.replace(config, search_directory=os.path.join(output_dir, "search"))
+    if config.search.directory is None:
+        config = config.replace(search={"directory": os.path.join(output_dir, "search")})
     if config.plots is None:
-        config = dataclasses.replace(config, plots=output_dir)
+        config = config.replace(plots=output_dir)
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = nhn.load_data(config)
     outcome = config.builder().run(x_train, y_train, x_test, y_test)
@@ -145,22 +180,4 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "output"))
     args = parser.parse_args()
-    overrides = {
-        field: getattr(args, name)
-        for name, field in (
-            ("num_train", "num_train"), ("num_test", "num_test"), ("epochs", "epochs"),
-            ("cycles", "num_cycles"), ("search_batches", "search_batches"),
-            ("prune_fraction", "prune_fraction"), ("seed", "seed"),
-            ("learning_rate", "learning_rate"), ("prune_granularity", "prune_granularity"),
-            ("prune_scope", "prune_scope"), ("prune_channel_multiple", "prune_channel_multiple"),
-            ("shared_weights", "shared_weights"), ("prune_rescale", "prune_rescale"),
-        )
-        if getattr(args, name) is not None
-    }
-    if args.population is not None:
-        parents, children, fresh = nhn.evolution_settings(args.population)
-        overrides.update(
-            population_size=args.population, num_parents=parents, num_children=children,
-            num_fresh=fresh,
-        )
-    main(overrides, args.output)
+    main(overrides_from_args(args), args.output)

@@ -17,7 +17,8 @@ Each worker builds and trains every case (default: all of `CASES`) inside
 ``strategy.scope()`` and writes ``OUTPUT_DIR/<case>.npz``: the final weights
 (``weight_<i>``, in ``model.weights`` order, their paths in ``names``) and the history
 (``history_<metric>``). A case that raises writes ``<case>.error.txt`` (the traceback)
-instead, and the worker goes on with the next case. Last, with Keras unpatched (``import tfemergent`` patches it),
+instead, and the worker goes on with the next case. The tfemergent layers, created in the
+scope, patch Keras (`tfemergent.utils.keras_multi_worker`); last, with Keras unpatched,
 the worker trains a plain ``Dense`` model and writes ``keras_without_workaround.txt``:
 ``"works"`` or the error (see `tfemergent.utils.keras_multi_worker`).
 """
@@ -288,9 +289,10 @@ def main(argv):
     )
     from tfemergent.utils import keras_multi_worker
 
-    # `import tfemergent` patched Keras (keras_multi_worker); the probe below runs without.
-    if not keras_multi_worker.is_patched():
-        raise SystemExit("tfemergent did not patch Keras (TFEMERGENT_PATCH_KERAS=0?)")
+    # `import tfemergent` leaves Keras alone; the tfemergent layers built in the scope
+    # below patch it (keras_multi_worker.patch_if_multi_worker). The probe runs without.
+    if keras_multi_worker.is_patched():
+        raise SystemExit("`import tfemergent` patched Keras before any strategy scope")
     for name in names:
         start = time.monotonic()
         try:

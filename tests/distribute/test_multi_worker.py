@@ -10,12 +10,12 @@ enters both runs, so a cost that is counted once per worker, or a loss whose gra
 not divided among the replicas, makes the weights differ: `test_doubled_costs_are_caught`
 shows that doubling the costs moves the weights far beyond the tolerance.
 
-Keras 3.15 cannot run ``fit`` under MWMS at all (keras-team/keras#20585); ``import
-tfemergent`` patches it (`tfemergent.utils.keras_multi_worker`), so the workers run plain
-user code, and `test_keras_still_needs_the_workaround` fails once Keras no longer needs it.
+Keras 3.15 cannot run ``fit`` under MWMS at all (keras-team/keras#20585); every tfemergent
+layer created under an MWMS scope patches it (`tfemergent.utils.keras_multi_worker`), so
+the workers run plain user code, and `test_keras_still_needs_the_workaround` fails once
+Keras no longer needs it.
 
-The workers run once per module, all cases in one pair of processes (40 s on 2 cores, 60 s
-when the cores are shared; hence ``slow``). A worker that crashes stops the other, and both
+The workers run once per module, all cases in one pair of processes (hence ``slow``). A worker that crashes stops the other, and both
 are killed after ``TIMEOUT_SECONDS``; a collective that waits longer than
 ``multi_worker_training.COLLECTIVE_TIMEOUT_SECONDS`` fails instead of hanging.
 """

@@ -282,12 +282,12 @@ def test_padding_free_mask_skips_zeroing_and_stays_exact():
     # Equal blocks: no sentinel, so the kernel may skip zeroing padded entries.
     blocks = [([0, 3], [1, 2]), ([1, 2], [0, 5]), ([9, 10], [8, 6])]
     block_mask = BlockMask.from_blocks(blocks, INPUT_DIM, OUTPUT_DIM)
-    assert block_mask._padding_free
-    assert not shared_row_mask()._padding_free
+    assert block_mask.padding_free
+    assert not shared_row_mask().padding_free
     variable_mask = BlockMask(
         tf.Variable(block_mask.row_index), tf.Variable(block_mask.col_index), INPUT_DIM, OUTPUT_DIM
     )
-    assert not variable_mask._padding_free  # may be reassigned with padding later
+    assert not variable_mask.padding_free  # may be reassigned with padding later
     x, block_kernel = random_problem(block_mask, "float64", batch=3)
     expected = x @ numpy_dense(block_kernel, block_mask)
     for mask in (block_mask, variable_mask):

@@ -1,4 +1,4 @@
-"""The C++ ops (`TfEmergent>SparseMatmul`, `TfEmergent>MaskedMatmul`) against the pure-TF path.
+"""The C++ ops (`TfEmergent>SparseMatmul`, `TfEmergent>CsrFromCoo`) against the pure-TF path.
 
 Every kernel runs on both paths (the switch `enable_custom_ops` /
 `disable_custom_ops`) and the results are compared; gradients of the op path are
@@ -18,23 +18,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfemergent.kernels import BlockMask
 from tfemergent.kernels import custom_ops
-from tfemergent.kernels import masked_matmul
 from tfemergent.kernels import sparse_kernel_from_dense
 from tfemergent.kernels import sparse_matmul
 
 BUILT = custom_ops.LIBRARY_PATH.exists()
 needs_library = pytest.mark.skipif(not BUILT, reason="the C++ ops are not built")
 PATHS = ["custom_op", "pure_tf"]
-
-
-@pytest.fixture(autouse=True)
-def masked_op_at_every_density(monkeypatch):
-    """masked_matmul does not use the C++ op by default (not faster yet): force it here."""
-    from tfemergent.kernels import matmul as matmul_module
-
-    monkeypatch.setattr(matmul_module, "CUSTOM_OP_MIN_DENSITY", 0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -72,22 +62,6 @@ def sparse_step(path, kernel, x, upstream):
         outputs = sparse_matmul(x, tf.sparse.SparseTensor(sparse.indices, values, kernel.shape))
         loss = tf.reduce_sum(outputs * upstream)
     return [outputs] + tape.gradient(loss, [x, values])
-
-
-def block_mask():
-    blocks = [([0, 3, 5], [1, 2]), ([1, 2, 3, 4, 8], [0, 5, 6]), ([9], [8])]  # row 3 shared, density 22/99
-    return BlockMask.from_blocks(blocks, 11, 9)
-
-
-def masked_step(path, kernel, x, upstream, mask):
-    set_path(path)
-    kernel = tf.Variable(kernel)
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        outputs = masked_matmul(x, kernel, mask, implementation="gather")
-        loss = tf.reduce_sum(outputs * upstream)
-    return [outputs] + tape.gradient(loss, [x, kernel])
 
 
 @needs_library
@@ -249,55 +223,6 @@ def test_sparse_matmul_op_rejects_a_bad_csr():
             value_positions=[0],
             num_columns=3,
         )
-
-
-@needs_library
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("batch", [1, 6])
-def test_masked_matmul_paths_agree(dtype, batch):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(batch, 11)).astype(dtype)
-    kernel = rng.normal(size=(11, 9)).astype(dtype)
-    upstream = rng.normal(size=(batch, 9)).astype(dtype)
-    mask = block_mask()
-    op = masked_step("custom_op", kernel, x, upstream, mask)
-    reference = masked_step("pure_tf", kernel, x, upstream, mask)
-    dense_mask = mask.to_dense(dtype).numpy()
-    np.testing.assert_allclose(op[0], x @ (kernel * dense_mask), rtol=1e-5, atol=1e-5)
-    assert np.all(op[2].numpy()[dense_mask == 0] == 0)
-    for got, expected in zip(op, reference):
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-
-
-@needs_library
-def test_masked_matmul_large_blocks_paths_agree():
-    rng = np.random.default_rng(2)
-    size = 256
-    blocks = [(np.arange(k, size, 4), np.arange(k, size, 4)) for k in range(4)]
-    mask = BlockMask.from_blocks(blocks, size, size)
-    x = rng.normal(size=(37, size)).astype("float32")
-    kernel = rng.normal(size=(size, size)).astype("float32")
-    upstream = rng.normal(size=(37, size)).astype("float32")
-    op = masked_step("custom_op", kernel, x, upstream, mask)
-    reference = masked_step("pure_tf", kernel, x, upstream, mask)
-    for got, expected in zip(op, reference):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-
-
-@needs_library
-def test_masked_matmul_gradient_float64_numerics():
-    custom_ops.enable_custom_ops()
-    rng = np.random.default_rng(3)
-    mask = block_mask()
-    x = rng.normal(size=(3, 11))
-    kernel = rng.normal(size=(11, 9))
-
-    def product(x, kernel):
-        return masked_matmul(x, kernel, mask, implementation="gather")
-
-    theoretical, numerical = tf.test.compute_gradient(product, [x, kernel])
-    for a, b in zip(theoretical, numerical):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 @needs_library

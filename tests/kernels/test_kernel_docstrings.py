@@ -7,10 +7,9 @@ from docstring_examples import assert_docstring_examples
 
 MODULES = [
     "tfemergent.kernels.block_mask",
-    "tfemergent.kernels.block_product",
     "tfemergent.kernels.distances",
-    "tfemergent.kernels.matmul",
-    "tfemergent.kernels.sparse_product",
+    "tfemergent.kernels.masked",
+    "tfemergent.kernels.sparse",
 ]
 
 

@@ -272,3 +272,31 @@ def test_gather_with_symbolic_dense_mask_is_an_error():
 
     with pytest.raises(ValueError, match="Received:"):
         run(tf.ones((2, 2)))
+
+
+def test_features_first_and_block_stored_kernel_hand_computed():
+    # Block 0: inputs {0, 2} -> output 1; block 1: input 1 -> outputs {0, 2}.
+    block_mask = BlockMask.from_blocks([([0, 2], [1]), ([1], [0, 2])], 3, 3)
+    kernel = np.array([[0.0, 1.0, 0.0], [3.0, 0.0, 4.0], [0.0, 2.0, 0.0]], "float32")
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]], "float32")
+    expected = np.array([[6.0, 7.0, 8.0], [0.0, -1.0, 0.0]], "float32")
+    blocks = block_mask.gather_blocks(kernel)
+    np.testing.assert_array_equal(masked_matmul(x, blocks, block_mask).numpy(), expected)
+    for stored in (kernel, blocks):
+        result = masked_matmul(x.T, stored, block_mask, features_first=True)
+        np.testing.assert_array_equal(result.numpy(), expected.T)
+    # Gradients of the features-first block-stored path: d sum(y * u) / d blocks.
+    upstream = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], "float32")  # [N_out, batch]
+    blocks = tf.Variable(blocks)
+    x_t = tf.constant(x.T)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        loss = tf.reduce_sum(masked_matmul(x_t, blocks, block_mask, features_first=True) * upstream)
+    grad_x, grad_blocks = tape.gradient(loss, [x_t, blocks])
+    dense_grad = x.T @ upstream.T * block_mask.to_dense().numpy()  # [N_in, N_out]
+    np.testing.assert_allclose(block_mask.scatter_blocks(grad_blocks), dense_grad, atol=1e-6)
+    np.testing.assert_allclose(grad_x, (upstream.T @ kernel.T).T, atol=1e-6)
+    with pytest.raises(ValueError, match="implementation='dense'"):
+        masked_matmul(x, blocks, block_mask, implementation="dense")
+    with pytest.raises(ValueError, match="features_first"):
+        masked_matmul(x[None], kernel, block_mask, features_first=True)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfemergent.kernels import sparse_kernel_from_dense
 from tfemergent.kernels import sparse_matmul
-from tfemergent.kernels import sparse_product
+from tfemergent.kernels import sparse as sparse_module
 from docstring_examples import assert_docstring_examples
 
 INPUT_DIM, OUTPUT_DIM = 9, 7
@@ -172,7 +172,7 @@ def test_invalid_from_dense_arguments(kwargs):
 
 
 def test_docstring_examples():
-    assert_docstring_examples(sparse_product)
+    assert_docstring_examples(sparse_module)
 
 
 @pytest.mark.parametrize("batch", [3, 40])  # one partial chunk; several chunks + padding

@@ -233,11 +233,25 @@ def test_gradients_equal_subnetwork_models(spec_name, layout, monkeypatch):
     np.testing.assert_allclose(stacked[-1].numpy(), image_grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def _per_group_conv2d(inputs, kernel, groups, padding):
+    """A grouped convolution as a loop of ordinary `tf.nn.conv2d` (gradients on any CPU)."""
+    return tf.concat(
+        [
+            tf.nn.conv2d(x, k, strides=1, padding=padding)
+            for x, k in zip(tf.split(inputs, groups, -1), tf.split(kernel, groups, -1))
+        ],
+        axis=-1,
+    )
+
+
 @pytest.mark.parametrize(
     "kernel_size, padding", [(3, "SAME"), (2, "SAME"), (4, "SAME"), (3, "VALID"), (2, "VALID")]
 )
 def test_grouped_conv2d_gradients_equal_tf_conv2d(kernel_size, padding):
-    """The custom input gradient (a forward conv of the flipped kernel) = TensorFlow's."""
+    """The custom gradients = those of a per-group loop of ordinary convolutions.
+
+    (The reference is not a grouped `tf.nn.conv2d`: without oneDNN TensorFlow has no
+    CPU gradient for it.)"""
     groups, channels, filters = 3, 2, 4
     inputs = tf.constant(_images((2, 7, 6, groups * channels), seed=2))
     kernel = tf.constant(_images((kernel_size, kernel_size, channels, groups * filters), seed=3))
@@ -245,7 +259,7 @@ def test_grouped_conv2d_gradients_equal_tf_conv2d(kernel_size, padding):
                        (2, 8 - kernel_size, 7 - kernel_size, groups * filters), seed=4)
     results = []
     for conv in (
-        lambda x, k: tf.nn.conv2d(x, k, strides=1, padding=padding),
+        lambda x, k: _per_group_conv2d(x, k, groups, padding),
         lambda x, k: reset_grid_module._grouped_conv2d(x, k, groups, padding),
     ):
         with tf.GradientTape() as tape:
@@ -255,6 +269,30 @@ def test_grouped_conv2d_gradients_equal_tf_conv2d(kernel_size, padding):
         results.append([outputs] + tape.gradient(loss, [inputs, kernel]))
     for expected, actual in zip(*results):
         np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec_name", ["residual", "gelu_max", "valid_average", "valid_odd"])
+def test_traced_gradients_equal_eager_ones(spec_name):
+    """Grouped convolutions followed by their bias in a `tf.function` (graph optimiser on,
+    which fuses a convolution and a BiasAdd into a kernel without grouped support when
+    oneDNN is off): the same loss and gradients as eagerly."""
+    layer = ResetGrid(2, SPECS[spec_name], grid_width=4, seed=6)
+    images = tf.constant(_images((3, 8, 8, 2), seed=1))
+    layer(images)
+    _randomise_biases(layer)
+
+    def loss_and_gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(layer(x)))
+        return [loss] + tape.gradient(loss, layer.trainable_weights)
+
+    eager = loss_and_gradients(images)
+    traced = tf.function(loss_and_gradients)(images)
+    for expected, actual in zip(eager, traced):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(actual).numpy(), tf.convert_to_tensor(expected).numpy(),
+            rtol=1e-5, atol=1e-6,
+        )
 
 
 def test_subnetwork_model_arguments():

@@ -291,14 +291,14 @@ def test_pruning_schedule_prunes_channels_during_fit():
 
 def test_neuron_hierarchy_builder_prune_granularity():
     spec = SegmentCNN((8, 8, 1), 2, segments=[[4, 4], [4]], seed=0)
-    builder = NeuronHierarchyBuilder(spec, prune_granularity="channel", verbose=0)
+    builder = NeuronHierarchyBuilder(spec, pruning={"granularity": "channel"}, verbose=0)
     config = builder.get_config()
-    assert config["prune_granularity"] == "channel"
+    assert config["pruning"]["granularity"] == "channel"
     restored = NeuronHierarchyBuilder.from_config(json.loads(json.dumps(config)))
-    assert restored.prune_granularity == "channel"
-    assert NeuronHierarchyBuilder(spec, verbose=0).prune_granularity == "kernel"
-    with pytest.raises(ValueError, match="Received: prune_granularity='filter'"):
-        NeuronHierarchyBuilder(spec, prune_granularity="filter")
+    assert restored.pruning.granularity == "channel"
+    assert NeuronHierarchyBuilder(spec, verbose=0).pruning.granularity == "kernel"
+    with pytest.raises(ValueError, match="Received: granularity='filter'"):
+        NeuronHierarchyBuilder(spec, pruning={"granularity": "filter"})
 
 
 def test_neuron_hierarchy_builder_runs_with_channel_pruning():
@@ -307,9 +307,10 @@ def test_neuron_hierarchy_builder_runs_with_channel_pruning():
     labels = (images[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
     spec = SegmentCNN((8, 8, 1), 2, segments=[[4, 4], [4]], seed=0)
     builder = NeuronHierarchyBuilder(
-        spec, epochs=1, num_cycles=1, population_size=3, num_parents=2, num_children=1,
-        num_fresh=1, search_batches=1, search_batch_size=16, prune_fraction=0.5,
-        prune_granularity="channel", latency_repeats=2, verbose=0,
+        spec, training={"epochs": 1}, pruning={"fraction": 0.5, "granularity": "channel"},
+        search={"num_cycles": 1, "population_size": 3, "num_parents": 2, "num_children": 1,
+                "num_fresh": 1, "train_batches": 1, "batch_size": 16},
+        latency_repeats=2, verbose=0,
     )
     outcome = builder.run(images, labels, images[:32], labels[:32])
     base, pruned, retrained = outcome["stages"][:3]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfemergent.utils.validation import validate_float
+from tfemergent.utils.validation import validate_finite, validate_float
 
 
 def grid_usage(activations, threshold=0.0, rare=0.05):
@@ -69,12 +69,7 @@ def grid_usage(activations, threshold=0.0, rare=0.05):
             "Argument `activations` must have shape (N, ...) with N >= 1 inputs and at "
             f"least one unit. Received: activations.shape={values.shape}"
         )
-    values = values.astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(
-            "Argument `activations` must be finite. Received: activations with "
-            f"{int(np.sum(~np.isfinite(values)))} non-finite values"
-        )
+    values = validate_finite("activations", values.astype(np.float64))
     threshold = validate_float("threshold", threshold)
     rare = validate_float("rare", rare, minimum=0.0, maximum=0.5)
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from tfemergent.layers._masked_convolution import MaskedConvolutionBase
+from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
 from tfemergent.utils.validation import validate_float
 from tfemergent.utils import _private
 

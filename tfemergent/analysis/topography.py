@@ -45,8 +45,10 @@ from scipy import ndimage
 
 from tfemergent.utils.validation import (
     validate_bool,
+    validate_finite,
     validate_float,
     validate_int,
+    validate_real_array,
     validate_seed,
 )
 
@@ -112,28 +114,10 @@ def dprime_maps(activations, labels, num_classes=None, epsilon=1e-7):
     array([[ 2.8284,  0.    ],
            [-2.8284,  0.    ]])
     """
-    activations = np.asarray(activations)
-    if (
-        activations.ndim < 2
-        or activations.shape[0] == 0
-        or activations.size == 0
-        or activations.dtype == bool
-        or not np.issubdtype(activations.dtype, np.number)
-        or np.iscomplexobj(activations)
-    ):
-        raise ValueError(
-            "`activations` must be a non-empty real array of shape "
-            "[num_samples, *grid_shape] with at least one grid dimension. "
-            f"Received: activations.shape={activations.shape}, "
-            f"activations.dtype={activations.dtype}"
-        )
-    activations = activations.astype(np.float64)
-    if not np.all(np.isfinite(activations)):
-        raise ValueError(
-            "`activations` must be finite (no NaN or inf). "
-            f"Received: activations with {int(np.sum(~np.isfinite(activations)))} "
-            "non-finite values"
-        )
+    activations = validate_real_array(
+        "activations", activations, min_ndim=2,
+        expected="of shape [num_samples, *grid_shape] with at least one grid dimension",
+    )
     num_samples = activations.shape[0]
     labels = _as_integer_array("labels", labels)
     if labels.shape != (num_samples,):
@@ -328,13 +312,12 @@ def clustering_index(
     legacy = validate_bool("legacy", legacy)
 
     num_classes = int(pmap.max()) + 1
-    maps = _with_shuffles(pmap[None], _permutations(seed, num_shuffles, pmap.size, legacy))[0]
+    maps = _shuffle_control_maps(pmap[None], seed, num_shuffles, legacy)[0]
     num_components = _component_counts(maps, num_classes, connectivity)
     num_units = _class_counts(pmap[None], num_classes)[0]
     clustering, class_clustering = _clustering(num_units[None], num_components)
     shuffled = clustering[1:]
-    control = float(np.sum(shuffled) / num_shuffles)
-    index = float(clustering[0]) - control
+    _, control, index = (float(value) for value in _against_control(clustering, num_shuffles))
     if not return_details:
         return index
     return {
@@ -417,12 +400,11 @@ def topography_index(
     return_details = validate_bool("return_details", return_details)
     legacy = validate_bool("legacy", legacy)
 
-    maps = _with_shuffles(pmap[None], _permutations(seed, num_shuffles, pmap.size, legacy))[0]
+    maps = _shuffle_control_maps(pmap[None], seed, num_shuffles, legacy)[0]
     offsets = _LEGACY_NEIGHBOUR_OFFSETS if legacy else _NEIGHBOUR_OFFSETS
     topography, num_units = _topography(maps, similarity, offsets)
     shuffled = topography[1:]
-    control = float(np.sum(shuffled) / num_shuffles)
-    index = float(topography[0]) - control
+    _, control, index = (float(value) for value in _against_control(topography, num_shuffles))
     if not return_details:
         return index
     return {
@@ -493,31 +475,30 @@ def index_history(
     legacy = validate_bool("legacy", legacy)
 
     maps = _preference(dprime_history, threshold, axis=1)
-    all_maps = _with_shuffles(
-        maps, _permutations(seed, num_shuffles, height * width, legacy)
-    )
+    all_maps = _shuffle_control_maps(maps, seed, num_shuffles, legacy)
     num_components = _component_counts(
         all_maps.reshape((-1, height, width)), num_classes, connectivity
     ).reshape((num_epochs, -1, num_classes))
     num_units = _class_counts(maps, num_classes)
     clustering, _ = _clustering(num_units[:, None, :], num_components)
-    clustering_control = clustering[:, 1:].sum(axis=1) / num_shuffles
+    measure, control, index = _against_control(clustering, num_shuffles)
     history = {
         "preference_maps": maps,
-        "clustering": clustering[:, 0],
-        "clustering_control": clustering_control,
-        "clustering_index": clustering[:, 0] - clustering_control,
+        "clustering": measure,
+        "clustering_control": control,
+        "clustering_index": index,
     }
     if similarity is not None:
         offsets = _LEGACY_NEIGHBOUR_OFFSETS if legacy else _NEIGHBOUR_OFFSETS
         topography, _ = _topography(
             all_maps.reshape((-1, height, width)), similarity, offsets
         )
-        topography = topography.reshape((num_epochs, -1))
-        topography_control = topography[:, 1:].sum(axis=1) / num_shuffles
-        history["topography"] = topography[:, 0]
-        history["topography_control"] = topography_control
-        history["topography_index"] = topography[:, 0] - topography_control
+        measure, control, index = _against_control(
+            topography.reshape((num_epochs, -1)), num_shuffles
+        )
+        history["topography"] = measure
+        history["topography_control"] = control
+        history["topography_index"] = index
     return history
 
 
@@ -536,6 +517,21 @@ def _permutations(seed, num_shuffles, num_units, legacy):
     num_run = num_shuffles // _LEGACY_RUN_FRACTION if legacy else num_shuffles
     keys = np.random.default_rng(seed).random((num_shuffles, num_units))[:num_run]
     return np.argsort(keys, axis=1)
+
+
+def _shuffle_control_maps(maps, seed, num_shuffles, legacy):
+    """The shuffle control of both indices: `[B, H, W]` maps -> `[B, 1 + K, H, W]`,
+    each map then its K shuffles (`_permutations`, the same for every map)."""
+    height, width = maps.shape[-2:]
+    return _with_shuffles(maps, _permutations(seed, num_shuffles, height * width, legacy))
+
+
+def _against_control(values, num_shuffles):
+    """`[..., 1 + K]` values of maps and their shuffles -> `(value, control, index)`:
+    control = sum over the K shuffles run / `num_shuffles` (K = `num_shuffles // 2`
+    with `legacy`), index = value - control."""
+    control = values[..., 1:].sum(axis=-1) / num_shuffles
+    return values[..., 0], control, values[..., 0] - control
 
 
 def _with_shuffles(maps, permutations):
@@ -667,30 +663,13 @@ def _as_preference_map(name, value):
 
 
 def _as_dprime(name, value, min_ndim=None, ndim=None):
-    array = np.asarray(value)
     expected = (
         "[num_epochs, num_classes, height, width]" if ndim == 4
         else "[num_classes, *grid_shape]"
     )
-    if (
-        (ndim is not None and array.ndim != ndim)
-        or (min_ndim is not None and array.ndim < min_ndim)
-        or array.size == 0
-        or array.dtype == bool
-        or not np.issubdtype(array.dtype, np.number)
-        or np.iscomplexobj(array)
-    ):
-        raise ValueError(
-            f"`{name}` must be a non-empty real array of shape {expected}. "
-            f"Received: {name}.shape={array.shape}, {name}.dtype={array.dtype}"
-        )
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"`{name}` must be finite (no NaN or inf). "
-            f"Received: {name} with {int(np.sum(~np.isfinite(array)))} non-finite values"
-        )
-    return array
+    return validate_real_array(
+        name, value, ndim=ndim, min_ndim=min_ndim, expected=f"of shape {expected}"
+    )
 
 
 def _as_similarity(value, num_classes, exact=False):
@@ -711,13 +690,7 @@ def _as_similarity(value, num_classes, exact=False):
             f"`similarity` must be a real square matrix [C, C] with C {size}. "
             f"Received: similarity.shape={array.shape}, similarity.dtype={array.dtype}"
         )
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            "`similarity` must be finite (no NaN or inf). "
-            f"Received: similarity with {int(np.sum(~np.isfinite(array)))} non-finite values"
-        )
-    return array
+    return validate_finite("similarity", array.astype(np.float64))
 
 
 def _validate_connectivity(connectivity):

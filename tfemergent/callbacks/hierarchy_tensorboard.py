@@ -5,12 +5,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import plotting
-from tfemergent.callbacks._checks import describe, received, validate_labels, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
+from tfemergent.callbacks.image_summaries import write_images
 from tfemergent.probes.logistic_regression_probe import LogisticRegressionProbe
-from tfemergent.utils.validation import validate_int
+from tfemergent.utils.validation import describe, validate_images, validate_int, validate_labels
 
-# The probe used when none is given: a few seconds of lbfgs on a CPU at most.
+# The probe used when none is given.
 DEFAULT_PROBE_CONFIG = {
     "max_iter": 200,
     "regularization": 1.0,
@@ -131,7 +131,9 @@ class HierarchyTensorBoard(EpochSummaryCallback):
         max_outputs=4,
     ):
         super().__init__(log_dir, update_freq)
-        self.images = None if images is None else _validate_images("images", images)
+        if images is not None:
+            images = validate_images("images", images, single_channel=True)
+        self.images = images
         self.probe_data = _validate_probe_data(probe_data)
         self.probe = _validate_probe(probe)
         self.step_offset = step_offset
@@ -303,35 +305,6 @@ class HierarchyTensorBoard(EpochSummaryCallback):
 # ---------------------------------------------------------------------- validation
 
 
-def _validate_images(name, images):
-    """``images`` as float32 ``(B, ih, iw)``, ``B >= 1``, finite."""
-    try:
-        array = np.asarray(keras.ops.convert_to_numpy(images))
-    except (TypeError, ValueError):
-        array = None
-    valid = (
-        array is not None
-        and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating))
-        and (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 1))
-        and array.shape[0] >= 1
-        and min(array.shape[1:3]) >= 1
-    )
-    if not valid:
-        raise ValueError(
-            f"Argument `{name}` must be a numeric array of at least one image, "
-            f"(B, ih, iw) or (B, ih, iw, 1). {received(name, images, array)}"
-        )
-    array = array.astype(np.float32)
-    if array.ndim == 4:
-        array = array[..., 0]
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"Argument `{name}` must be finite. Received: {name} with "
-            f"{int(array.size - np.count_nonzero(np.isfinite(array)))} non-finite values"
-        )
-    return array
-
-
 def _validate_probe_data(probe_data):
     if probe_data is None:
         return None
@@ -345,11 +318,15 @@ def _validate_probe_data(probe_data):
             "Argument `probe_data` must be None or a tuple (train_images, train_labels, "
             f"test_images, test_labels). {detail}"
         )
-    train_images = _validate_images("probe_data[0] (train_images)", probe_data[0])
+    train_images = validate_images(
+        "probe_data[0] (train_images)", probe_data[0], single_channel=True
+    )
     train_labels = validate_labels(
         "probe_data[1] (train_labels)", probe_data[1], len(train_images)
     )
-    test_images = _validate_images("probe_data[2] (test_images)", probe_data[2])
+    test_images = validate_images(
+        "probe_data[2] (test_images)", probe_data[2], single_channel=True
+    )
     test_labels = validate_labels("probe_data[3] (test_labels)", probe_data[3], len(test_images))
     if train_images.shape[1:] != test_images.shape[1:]:
         raise ValueError(

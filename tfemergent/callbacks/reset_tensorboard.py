@@ -13,6 +13,7 @@ from tfemergent.callbacks._checks import as_array, describe, received, validate_
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
 from tfemergent.utils.validation import (
     validate_bool,
+    validate_finite,
     validate_float,
     validate_int,
     validate_seed,
@@ -445,13 +446,7 @@ def _validate_images(images):
             "Argument `images` must be a numeric array of at least one image, (N, h, w) or "
             f"(N, h, w, c). {received('images', images, array)}"
         )
-    array = array.astype(np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            "Argument `images` must be finite. Received: images with "
-            f"{int(array.size - np.count_nonzero(np.isfinite(array)))} non-finite values"
-        )
-    return array
+    return validate_finite("images", array.astype(np.float32))
 
 
 def _validate_labels(labels, num_images):

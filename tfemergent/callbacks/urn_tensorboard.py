@@ -5,10 +5,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import analysis, plotting
-from tfemergent.callbacks._checks import describe, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
+from tfemergent.callbacks.image_summaries import write_images
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
-from tfemergent.utils.validation import validate_float, validate_int
+from tfemergent.utils.validation import as_array, describe, validate_float, validate_int
 
 # Kernel entries with |w| below this count as zero for `weight_sparsity_1e-3`.
 SMALL_WEIGHT = 1e-3
@@ -224,10 +224,7 @@ class URNTensorBoard(EpochSummaryCallback):
 
 
 def _validate_probe_data(probe_data):
-    try:
-        array = np.asarray(keras.ops.convert_to_numpy(probe_data))
-    except (TypeError, ValueError):
-        array = None
+    array = as_array(probe_data)
     if (
         array is None
         or array.ndim < 2

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.utils.validation import validate_float, validate_seed
+from tfemergent.utils.validation import validate_float, validate_keras_object, validate_seed
 
 
 def gaussian_filter_3x3(sigma):
@@ -73,13 +73,7 @@ class SmoothKernel(keras.initializers.Initializer):
                 "Argument `base` must be a standard initializer, not another SmoothKernel "
                 f"(smooth twice with a larger `sigma` instead). Received: base={base!r}"
             )
-        try:
-            self.base = keras.initializers.get(base)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                "Argument `base` must be a Keras initializer (an object, its name or its "
-                f"config), e.g. 'he_normal': {error}. Received: base={base!r}"
-            ) from None
+        self.base = validate_keras_object("base", base, keras.initializers.get, "initializer")
         if self.base is None:
             raise ValueError(
                 f"Argument `base` must be a Keras initializer, not None. Received: base={base!r}"

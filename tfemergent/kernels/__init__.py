@@ -7,16 +7,16 @@ only these public functions.
 """
 
 from tfemergent.kernels.block_mask import BlockMask
-from tfemergent.kernels.block_product import block_matmul
 from tfemergent.kernels.custom_ops import custom_ops_enabled
 from tfemergent.kernels.custom_ops import disable_custom_ops
 from tfemergent.kernels.custom_ops import enable_custom_ops
 from tfemergent.kernels.custom_ops import load_custom_ops
 from tfemergent.kernels.distances import distance_weighted_l1
 from tfemergent.kernels.distances import pairwise_distances
-from tfemergent.kernels.matmul import masked_matmul
-from tfemergent.kernels.sparse_product import sparse_kernel_from_dense
-from tfemergent.kernels.sparse_product import sparse_matmul
+from tfemergent.kernels.masked import block_matmul
+from tfemergent.kernels.masked import masked_matmul
+from tfemergent.kernels.sparse import sparse_kernel_from_dense
+from tfemergent.kernels.sparse import sparse_matmul
 
 __all__ = [
     "BlockMask",

@@ -3,11 +3,11 @@
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.kernels import _checks
 from tfemergent.kernels import xla as _xla
-from tfemergent.kernels._checks import is_symbolic as _is_symbolic
-from tfemergent.kernels._checks import is_variable as _is_variable
+from tfemergent.utils.validation import is_symbolic as _is_symbolic
+from tfemergent.utils.validation import is_variable as _is_variable
 from tfemergent.utils.validation import validate_int
+from tfemergent.utils.validation import validate_tensor
 
 
 class BlockMask:
@@ -72,6 +72,8 @@ class BlockMask:
         max_rows: int, ``row_index.shape[1]``.
         max_cols: int, ``col_index.shape[1]``.
         disjoint_rows: bool, see above.
+        padding_free: bool, True when the indices are fixed (not variables) and
+            hold no sentinel; kernels then skip zeroing padded block entries.
         density: fraction of ones in the dense mask (a Python float, or a scalar
             float32 tensor when the indices are symbolic graph tensors).
 
@@ -157,7 +159,7 @@ class BlockMask:
         # True only when the indices are fixed (not variables) and hold no
         # sentinel: kernels may then skip zeroing padded block entries.
         concrete = self._concrete_indices()
-        self._padding_free = bool(
+        self.padding_free = bool(
             concrete is not None
             and not _is_variable(self.row_index)
             and not _is_variable(self.col_index)
@@ -325,7 +327,7 @@ class BlockMask:
 
     @staticmethod
     def _numeric_argument(name, value, expected_shape):
-        tensor = _checks.as_tensor(name, value)
+        tensor = validate_tensor(name, value)
         dtype = tensor.dtype
         if not (dtype.is_floating or dtype.is_integer or dtype.is_complex or dtype.is_bool):
             raise ValueError(

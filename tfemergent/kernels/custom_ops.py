@@ -3,7 +3,7 @@
 The compiled library ``_tfemergent_ops.so`` lives beside this module (built by
 ``setup.py`` when a compiler is present; see ``custom_ops/README.md``). It is
 loaded lazily, on the first kernel call that would use it. The public kernel
-functions (`masked_matmul`, `sparse_matmul`) call `use_custom_ops` and then the
+function `sparse_matmul` calls `use_custom_ops` and then the
 op wrappers below, or their pure-TF/XLA twin in `tfemergent.kernels.xla`.
 
 One switch decides whether the ops are used: the environment variable
@@ -233,17 +233,6 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
     return product(x, values)
 
 
-def masked_matmul(x, kernel, row_index, col_index):
-    """``x @ (kernel * mask)`` for a block mask with ``TfEmergent>MaskedMatmul``."""
-    library = load_custom_ops()
-    return library.tf_emergent_masked_matmul(
-        x=x,
-        kernel=kernel,
-        row_index=tf.cast(row_index, tf.int32),
-        col_index=tf.cast(col_index, tf.int32),
-    )
-
-
 # ----------------------------------------------------------------------------
 # Gradients
 # ----------------------------------------------------------------------------
@@ -282,23 +271,5 @@ def _sparse_matmul_gradient(op, upstream):
 def _sparse_matmul_values_grad_gradient(op, upstream):
     raise LookupError(
         "Second-order gradients of TfEmergent>SparseMatmul are not supported; use the "
-        "pure-TF path (tfemergent.kernels.disable_custom_ops()) for them."
-    )
-
-
-@tf.RegisterGradient("TfEmergent>MaskedMatmul")
-def _masked_matmul_gradient(op, upstream):
-    library = load_custom_ops()
-    x, kernel, row_index, col_index = op.inputs
-    grad_x, grad_kernel = library.tf_emergent_masked_matmul_grad(
-        x=x, kernel=kernel, row_index=row_index, col_index=col_index, upstream=upstream
-    )
-    return [grad_x, grad_kernel, None, None]
-
-
-@tf.RegisterGradient("TfEmergent>MaskedMatmulGrad")
-def _masked_matmul_grad_gradient(op, *upstream):
-    raise LookupError(
-        "Second-order gradients of TfEmergent>MaskedMatmul are not supported; use the "
         "pure-TF path (tfemergent.kernels.disable_custom_ops()) for them."
     )

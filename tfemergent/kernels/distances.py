@@ -1,9 +1,10 @@
 """Distance kernels between neuron positions: `pairwise_distances`, `distance_weighted_l1`."""
 
-from tfemergent.kernels import _checks
 from tfemergent.kernels import xla
 from tfemergent.utils.validation import validate_choice
+from tfemergent.utils.validation import validate_dim
 from tfemergent.utils.validation import validate_float
+from tfemergent.utils.validation import validate_float_matrix
 from tfemergent.utils.validation import validate_int
 
 METRICS = ("euclidean", "manhattan")
@@ -50,13 +51,13 @@ def pairwise_distances(p, q, metric="euclidean"):
            [7.]], dtype=float32)
     """
     metric = validate_choice("metric", metric, METRICS)
-    p = _checks.float_matrix("p", p, description="[N, D]")
-    q = _checks.float_matrix("q", q, description="[M, D]", dtype=p.dtype)
+    p = validate_float_matrix("p", p, description="[N, D]")
+    q = validate_float_matrix("q", q, description="[M, D]", dtype=p.dtype)
     if p.shape[1] is None:
         raise ValueError(
             f"Argument `p` must have a static number of coordinates D. Received: p.shape={p.shape}"
         )
-    _checks.check_dim("q", q, 1, p.shape[1], "the number of coordinates of `p`")
+    validate_dim("q", q, 1, p.shape[1], "the number of coordinates of `p`")
     return xla.pairwise_distances(p, q, metric)
 
 
@@ -141,16 +142,16 @@ def distance_weighted_l1(
     distance_power = validate_float(
         "distance_power", distance_power, minimum=0.0, min_inclusive=False
     )
-    weights = _checks.float_matrix("weights", weights, description="[N_in, N_out]", static=True)
-    p_in = _checks.float_matrix(
+    weights = validate_float_matrix("weights", weights, description="[N_in, N_out]", static=True)
+    p_in = validate_float_matrix(
         "p_in", p_in, description="[N_in, D]", dtype=weights.dtype, static=True
     )
-    p_out = _checks.float_matrix(
+    p_out = validate_float_matrix(
         "p_out", p_out, description="[N_out, D]", dtype=weights.dtype, static=True
     )
-    _checks.check_dim("p_in", p_in, 0, weights.shape[0], "one row per row of `weights`")
-    _checks.check_dim("p_out", p_out, 0, weights.shape[1], "one row per column of `weights`")
-    _checks.check_dim("p_out", p_out, 1, p_in.shape[1], "the number of coordinates of `p_in`")
+    validate_dim("p_in", p_in, 0, weights.shape[0], "one row per row of `weights`")
+    validate_dim("p_out", p_out, 0, weights.shape[1], "one row per column of `weights`")
+    validate_dim("p_out", p_out, 1, p_in.shape[1], "the number of coordinates of `p_in`")
     if block_size is None:
         block_size = xla.default_block_size(weights.shape[0], weights.shape[1])
     block_size = min(block_size, weights.shape[0])

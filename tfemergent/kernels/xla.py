@@ -546,8 +546,53 @@ def _block_matmul_backward(
     return grad_x, grad_kernel
 
 
+# Features-first variant, ``x [N_in, batch]`` -> ``[N_out, batch]``, for callers
+# that keep their activations one row per feature (the hierarchy's cell-major
+# map): the gathers then copy whole rows and no transpose is needed.
+
+
+@xla_function
+def _block_matmul_features_first_forward(
+    x, block_kernel, row_index, col_index, output_dim, mask_padding
+):
+    """Outputs [N_out, batch] and the gathered inputs [B, R, batch] for the backward pass."""
+    if mask_padding:
+        valid = _block_valid(row_index, col_index, x.shape[0], output_dim)
+        block_kernel = tf.where(valid, block_kernel, tf.zeros_like(block_kernel))
+    x_blocks = tf.gather(tf.pad(x, [[0, 1], [0, 0]]), row_index)  # [B, R, batch]
+    outputs = tf.matmul(block_kernel, x_blocks, transpose_a=True)  # [B, C, batch]
+    num_blocks, num_cols = col_index.shape
+    outputs = tf.pad(tf.reshape(outputs, [num_blocks * num_cols, -1]), [[0, 1], [0, 0]])
+    return tf.gather(outputs, _inverse_positions(col_index, output_dim)), x_blocks
+
+
+@xla_function
+def _block_matmul_features_first_backward(
+    upstream, x_blocks, block_kernel, row_index, col_index, input_dim, disjoint_rows, mask_padding
+):
+    """Gradients w.r.t. x [N_in, batch] and the block kernel [B, R, C]."""
+    if mask_padding:
+        valid = _block_valid(row_index, col_index, input_dim, upstream.shape[0])
+        block_kernel = tf.where(valid, block_kernel, tf.zeros_like(block_kernel))
+    upstream_blocks = tf.gather(tf.pad(upstream, [[0, 1], [0, 0]]), col_index)  # [B, C, batch]
+    grad_kernel = tf.matmul(x_blocks, upstream_blocks, transpose_b=True)  # [B, R, C]
+    if mask_padding:
+        grad_kernel = tf.where(valid, grad_kernel, tf.zeros_like(grad_kernel))
+    grad_x_blocks = tf.matmul(block_kernel, upstream_blocks)  # [B, R, batch]
+    grad_x_blocks = tf.reshape(grad_x_blocks, [-1, tf.shape(upstream)[1]])
+    if disjoint_rows:
+        grad_x_blocks = tf.pad(grad_x_blocks, [[0, 1], [0, 0]])
+        grad_x = tf.gather(grad_x_blocks, _inverse_positions(row_index, input_dim))
+    else:
+        grad_x = tf.math.unsorted_segment_sum(
+            grad_x_blocks, tf.reshape(row_index, [-1]), input_dim + 1
+        )[:input_dim]
+    return grad_x, grad_kernel
+
+
 def block_matmul(
-    x, block_kernel, row_index, col_index, output_dim, disjoint_rows=False, mask_padding=True
+    x, block_kernel, row_index, col_index, output_dim, disjoint_rows=False, mask_padding=True,
+    features_first=False,
 ):
     """``x @ scatter(block_kernel)`` for block-stored weights (see the public function).
 
@@ -562,22 +607,31 @@ def block_matmul(
     entries (two passes over the block kernel). Padded entries would otherwise
     only meet exact zeros (sentinels read zero inputs and write dropped
     outputs); the zeroing keeps non-finite padding values out of the results.
+    ``features_first=True`` takes ``x`` as ``[N_in, batch]`` and returns
+    ``[N_out, batch]`` (the input gradient has the shape of ``x``).
     """
-    input_dim = x.shape[1]
+    input_dim = x.shape[0] if features_first else x.shape[1]
     row_index = tf.cast(row_index, tf.int32)
     col_index = tf.cast(col_index, tf.int32)
+    if features_first:
+        forward, backward = (
+            _block_matmul_features_first_forward,
+            _block_matmul_features_first_backward,
+        )
+    else:
+        forward, backward = _block_matmul_forward, _block_matmul_backward
 
     @tf.custom_gradient
     def _matmul_with_gradient(x, block_kernel):
         # stop_gradient: the tape must not differentiate the compiled function
         # itself; the custom gradient below replaces it.
         x, block_kernel = tf.stop_gradient(x), tf.stop_gradient(block_kernel)
-        outputs, x_blocks = _block_matmul_forward(
+        outputs, x_blocks = forward(
             x, block_kernel, row_index, col_index, output_dim, mask_padding
         )
 
         def grad(upstream):
-            return _block_matmul_backward(
+            return backward(
                 upstream,
                 x_blocks,
                 block_kernel,

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.layers._masked_convolution import MaskedConvolutionBase
+from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
 from tfemergent.utils.validation import validate_float, validate_seed
 
 ADD_ON_KERNEL_SIZES = (3, 5)

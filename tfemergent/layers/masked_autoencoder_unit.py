@@ -5,6 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent.geometry import receptive_fields as fields
+from tfemergent.kernels import BlockMask
+from tfemergent.kernels import masked_matmul
 from tfemergent.utils.validation import validate_float, validate_int, validate_seed
 
 
@@ -288,17 +290,39 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         """The field's rows of a cell-major map ``[h*w, batch]`` -> ``[2*N*N, batch]``."""
         return tf.gather(cells, self._field_indices())
 
+    def field_block_mask(self):
+        """The field as a one-block `BlockMask` over ``[h*w, num_hidden]``.
+
+        Block 0 connects the field's ``2*N*N`` cells (read from the window
+        variable, so it follows `set_receptive_field`) to all ``num_hidden``
+        codes; the encoder kernel is its block-stored weights.
+        """
+        height, width = self.feature_map_shape
+        return BlockMask(
+            self._field_indices()[None, :],
+            tf.range(self.num_hidden, dtype="int32")[None, :],
+            height * width,
+            self.num_hidden,
+            disjoint_rows=True,
+        )
+
+    def _encoder_product(self, cells):
+        """``(x_map @ (theta * delta))^T``, cell-major: `masked_matmul`'s block path."""
+        return masked_matmul(
+            tf.cast(cells, self.compute_dtype),
+            self.encoder_kernel[None],
+            self.field_block_mask(),
+            features_first=True,
+        )
+
     def encode_cells(self, cells):
         """The code, cell-major: ``[num_hidden, batch]`` from ``[h*w, batch]``."""
-        field = tf.cast(self.read_field_cells(cells), self.compute_dtype)
-        pre = tf.matmul(self.encoder_kernel, field, transpose_a=True)
-        return self.activation(pre + self.encoder_bias[:, None])
+        return self.activation(self._encoder_product(cells) + self.encoder_bias[:, None])
 
     def autoencode_cells(self, cells, training=None):
         """`autoencode` on a cell-major map: ``(code [num_hidden, batch], loss)``."""
         field = tf.cast(self.read_field_cells(cells), self.compute_dtype)
-        pre = tf.matmul(self.encoder_kernel, field, transpose_a=True)
-        code = self.activation(pre + self.encoder_bias[:, None])
+        code = self.activation(self._encoder_product(cells) + self.encoder_bias[:, None])
         hidden = code
         if training and self.dropout > 0.0:
             hidden = keras.random.dropout(code, self.dropout, seed=self.seed_generator)

@@ -2,7 +2,7 @@
 
 import keras
 
-from tfemergent.layers._masked_convolution import MaskedConvolutionBase
+from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")

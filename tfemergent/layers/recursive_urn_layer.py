@@ -16,6 +16,7 @@ from tfemergent.utils.validation import (
     validate_choice,
     validate_float,
     validate_int,
+    validate_keras_object,
     validate_seed,
 )
 
@@ -234,11 +235,15 @@ class RecursiveURNLayer(keras.layers.Layer):
                 f"{self.input_dim + self.output_dim} (input and output neurons are "
                 f"distinct). Received: num_neurons={self.num_neurons}"
             )
-        self.activation = keras.activations.get(activation)
+        self.activation = validate_keras_object(
+            "activation", activation, keras.activations.get, "activation"
+        )
         self.residual = validate_choice("residual", residual, RESIDUAL_MODES)
         self.use_bias = validate_bool("use_bias", use_bias)
         self.seed = validate_seed("seed", seed)
-        kernel_initializer = keras.initializers.get(kernel_initializer)
+        kernel_initializer = validate_keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get, "initializer"
+        )
         if self.seed is not None and hasattr(kernel_initializer, "get_config"):
             config = kernel_initializer.get_config()
             if "seed" in config and config["seed"] is None:
@@ -246,9 +251,15 @@ class RecursiveURNLayer(keras.layers.Layer):
                     {**config, "seed": self.seed}
                 )
         self.kernel_initializer = kernel_initializer
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.bias_initializer = validate_keras_object(
+            "bias_initializer", bias_initializer, keras.initializers.get, "initializer"
+        )
+        self.kernel_regularizer = validate_keras_object(
+            "kernel_regularizer", kernel_regularizer, keras.regularizers.get, "regularizer"
+        )
+        self.bias_regularizer = validate_keras_object(
+            "bias_regularizer", bias_regularizer, keras.regularizers.get, "regularizer"
+        )
         self.state_regularizer = tfe_regularizers.get(state_regularizer)
         self.lattice = _get_lattice(lattice)
         self.synaptic_length = tfe_regularizers.get(synaptic_length)

@@ -1,7 +1,5 @@
 """The first level of a Reset network: n x n independent sub-networks tiled into a grid."""
 
-import random
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -21,8 +19,7 @@ PADDINGS = ("same", "valid")
 POOLINGS = ("max", "average", "none")
 # Without XLA, a convolution of the shared input with at least this many output
 # channels (num_networks * filters) runs as im2col + one matmul, fewer as one
-# tf.nn.conv2d: at n = 8 (512 channels) the matmul was 4-8% faster per training
-# step, at n = 4 (128 channels) 7-8% slower (benchmarks/bench_reset_step.py shapes).
+# tf.nn.conv2d (benchmarks/bench_reset_step.py compares the two).
 IM2COL_MIN_CHANNELS = 256
 # Non-decreasing activations: they commute with max pooling, so a plain stage
 # can pool before adding the bias and applying the activation (see `call`).
@@ -112,21 +109,132 @@ def normalize_subnetwork(subnetwork):
     return spec
 
 
+def conv_stages(spec, in_channels):
+    """The convolutions of ``spec``'s conv stages: the one reading of the stage keys.
+
+    Args:
+        spec: a normalised sub-network or final-network spec (keys ``"block"``,
+            ``"conv_filters"``, ``"kernel_size"``, ``"padding"``).
+        in_channels: channels of the stack's input.
+
+    Returns:
+        One dict per stage: ``"conv"``, ``"conv_b"`` (residual only) and
+        ``"shortcut"`` (residual with a change of channels only, else None), each
+        ``{"name", "filters", "kernel_size", "padding", "activation"}``
+        (``activation`` True where the spec's activation follows the conv
+        itself); and ``"in_channels"``. Names are those of the sub-network's
+        layers (``conv_0``, ``block_0_conv_a``, ``block_0_conv_b``,
+        ``block_0_shortcut``).
+    """
+    stages, channels = [], in_channels
+    for stage, filters in enumerate(spec["conv_filters"]):
+
+        def conv(name, size, activation):
+            padding = spec["padding"] if size > 1 else "same"
+            return {"name": name, "filters": filters, "kernel_size": size,
+                    "padding": padding, "activation": activation}
+
+        size = spec["kernel_size"]
+        if spec["block"] == "plain":
+            stages.append({"conv": conv(f"conv_{stage}", size, True), "conv_b": None,
+                           "shortcut": None, "in_channels": channels})
+        else:
+            shortcut = conv(f"block_{stage}_shortcut", 1, False) if filters != channels else None
+            stages.append({"conv": conv(f"block_{stage}_conv_a", size, True),
+                           "conv_b": conv(f"block_{stage}_conv_b", size, False),
+                           "shortcut": shortcut, "in_channels": channels})
+        channels = filters
+    return stages
+
+
+def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None):
+    """``spec``'s conv stages, pooling, flatten and hidden dense layers as Keras layers.
+
+    The sub-network of `ResetGrid` (`ResetGrid.subnetwork_model`) and the final
+    network of a Reset network are both built here, from `conv_stages`.
+
+    Args:
+        spec: a normalised sub-network or final-network spec.
+        in_channels: channels of the stack's input.
+        prefix: prepended to every layer name (``conv_0`` -> ``prefix + "conv_0"``).
+        kernel_initializer: None (Keras' default) or a callable ``index ->
+            initializer`` for the ``index``-th kernel (convs, then dense layers, in
+            call order).
+
+    Returns:
+        ``(layers, plan)``: the flat list of layers in call order and one step per
+        entry of the plan, ``("layer", i)`` (apply ``layers[i]``) or
+        ``("residual", a, b, shortcut)`` (``shortcut`` -1 for the identity); run
+        it with `apply_keras_conv_stack`.
+    """
+    layers, plan = [], []
+    kernels = iter(range(10_000))
+
+    def add(layer):
+        layers.append(layer)
+        return len(layers) - 1
+
+    def initializer():
+        index = next(kernels)
+        return "glorot_uniform" if kernel_initializer is None else kernel_initializer(index)
+
+    def conv(description):
+        return add(keras.layers.Conv2D(
+            description["filters"], description["kernel_size"],
+            padding=description["padding"],
+            activation=spec["activation"] if description["activation"] else None,
+            kernel_initializer=initializer(), name=prefix + description["name"],
+        ))
+
+    pools = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
+    for stage, description in enumerate(conv_stages(spec, in_channels)):
+        if description["conv_b"] is None:
+            plan.append(("layer", conv(description["conv"])))
+        else:
+            conv_a, conv_b = conv(description["conv"]), conv(description["conv_b"])
+            shortcut = -1 if description["shortcut"] is None else conv(description["shortcut"])
+            plan.append(("residual", conv_a, conv_b, shortcut))
+        if spec["pooling"] != "none":
+            plan.append(("layer", add(pools[spec["pooling"]](
+                spec["pool_size"], name=f"{prefix}pool_{stage}"))))
+    plan.append(("layer", add(keras.layers.Flatten(name=f"{prefix}flatten"))))
+    for index, units in enumerate(spec["dense_units"]):
+        plan.append(("layer", add(keras.layers.Dense(
+            units, spec["activation"], kernel_initializer=initializer(),
+            name=f"{prefix}dense_{index}",
+        ))))
+    return layers, plan
+
+
+def apply_keras_conv_stack(layers, plan, x, activation):
+    """Runs the ``(layers, plan)`` of `keras_conv_stack` on ``x``; ``activation`` is
+    the spec's activation (applied after a residual block's addition)."""
+    activation = keras.activations.get(activation)
+    for step in plan:
+        if step[0] == "layer":
+            x = layers[step[1]](x)
+            continue
+        _, conv_a, conv_b, shortcut = step
+        hidden = layers[conv_b](layers[conv_a](x))
+        x = activation(hidden + (x if shortcut < 0 else layers[shortcut](x)))
+    return x
+
+
 _in_xla_context = _private.in_xla_context
 
 
 def _grouped_conv2d(inputs, kernel, num_groups, padding):
-    """A grouped 2-D convolution (stride 1) whose input gradient is a forward one.
+    """A grouped 2-D convolution (stride 1) with gradients that run on any CPU.
 
     ``inputs`` ``(batch, h, w, num_groups * c)`` and ``kernel`` ``(k, k, c,
     num_groups * f)``, groups side by side in the channels, as for
     ``tf.nn.conv2d``; ``padding`` is ``"SAME"`` or ``"VALID"``. The same numbers
-    as ``tf.nn.conv2d``, but the gradient with respect to ``inputs`` is computed
-    as a forward grouped convolution of the (padded) upstream gradient with the
-    spatially flipped kernel, in and out channels swapped: oneDNN's backward-data
-    kernel for grouped convolutions with a few channels per group is about 1.5x
-    slower than its forward kernel (8 -> 16 channels, 64 groups, on 2 CPU cores).
-    The kernel gradient is TensorFlow's ``Conv2DBackpropFilter``.
+    as ``tf.nn.conv2d``, but TensorFlow's grouped backward kernels are never
+    called (without oneDNN, TensorFlow has no CPU gradient for grouped
+    convolutions): the gradient with respect to ``inputs`` is a forward grouped
+    convolution of the (padded) upstream gradient with the spatially flipped
+    kernel, in and out channels swapped, and the gradient with respect to
+    ``kernel`` is one ordinary (ungrouped) ``Conv2DBackpropFilter`` per group.
     """
     size, _, channels, total = kernel.shape
     filters = total // num_groups
@@ -153,18 +261,41 @@ def _grouped_conv2d(inputs, kernel, num_groups, padding):
                     [[0, 0], [rows_before, rows_after], [rows_before, cols_after], [0, 0]],
                 )
                 grad_inputs = tf.nn.conv2d(padded, flipped, strides=1, padding="VALID")
-            grad_kernel = tf.raw_ops.Conv2DBackpropFilter(
-                input=inputs,
-                filter_sizes=tf.shape(kernel),
-                out_backprop=upstream,
-                strides=[1, 1, 1, 1],
-                padding=padding,
+            group_inputs = tf.split(inputs, num_groups, axis=-1)
+            group_upstream = tf.split(upstream, num_groups, axis=-1)
+            grad_kernel = tf.concat(
+                [
+                    tf.raw_ops.Conv2DBackpropFilter(
+                        input=group_input,
+                        filter_sizes=[size, size, channels, filters],
+                        out_backprop=group_grad,
+                        strides=[1, 1, 1, 1],
+                        padding=padding,
+                    )
+                    for group_input, group_grad in zip(group_inputs, group_upstream)
+                ],
+                axis=-1,
             )
             return grad_inputs, grad_kernel
 
         return outputs, grad
 
     return convolve(inputs, kernel)
+
+
+@tf.custom_gradient
+def _add_channel_bias(outputs, bias):
+    """``outputs + bias`` over the last axis, with BiasAdd's gradient.
+
+    Not a BiasAdd: TensorFlow's graph optimiser fuses a convolution followed by a
+    BiasAdd into one kernel, which without oneDNN does not support grouped
+    convolutions.
+    """
+
+    def grad(upstream):
+        return upstream, tf.raw_ops.BiasAddGrad(out_backprop=upstream)
+
+    return outputs + bias, grad
 
 
 class _StackedInitializer:
@@ -282,8 +413,11 @@ class _StackedConv2D(keras.layers.Layer):
     def add_bias(self, outputs, layout="channels"):
         """``outputs`` of `call` with ``add_bias=False`` (then possibly pooled) plus the bias."""
         bias = tf.cast(self.bias, self.compute_dtype)
-        if layout == "channels":  # BiasAdd: its gradient is much faster than a Sum
+        if layout == "channels" and self.shared_input:
+            # BiasAdd: its gradient is a BiasAddGrad, faster than a Sum.
             return tf.nn.bias_add(outputs, tf.reshape(bias, [-1]))
+        if layout == "channels":
+            return _add_channel_bias(outputs, tf.reshape(bias, [-1]))
         return outputs + bias[:, None, None, None, :]
 
     def _windows(self, inputs, axis):
@@ -380,9 +514,11 @@ class ResetGrid(keras.layers.Layer):
     reads the shared image, is one convolution with ``n * n * c_out`` output
     channels (as im2col + one matmul from `IM2COL_MIN_CHANNELS` = 256 output
     channels on, e.g. at n = 8), the next ones are grouped convolutions
-    (``tf.nn.conv2d`` with ``n * n`` groups, whose input gradient is computed
-    as a forward grouped convolution of the flipped kernel: faster than
-    TensorFlow's backward-data kernel), and pooling and activations act on all
+    (``tf.nn.conv2d`` with ``n * n`` groups, with their own gradients: the
+    input gradient a forward grouped convolution of the flipped kernel, the
+    kernel gradient one ungrouped ``Conv2DBackpropFilter`` per sub-network, so
+    that training runs on CPUs without oneDNN, where TensorFlow has no grouped
+    convolution gradient), and pooling and activations act on all
     sub-networks at once. A plain stage with max pooling and a non-decreasing
     activation (`NON_DECREASING_ACTIVATIONS`) pools before it adds the bias and
     applies the activation: the same numbers, ``pool_size**2`` times fewer
@@ -392,19 +528,6 @@ class ResetGrid(keras.layers.Layer):
     into a leading axis and every convolution is computed as batched matmuls of
     shifted input windows, the pooling as a reshape and a reduction. Both give
     the same numbers.
-
-    Measured on 2 CPU cores (``benchmarks/bench_reset_step.py``, section "Reset
-    network step" of ``benchmarks/RESULTS.md``), one training step of
-    ``Reset(8, 32)`` with the default sub-network and a dense head, batch 32 of
-    32x32 images, Adam: about 0.08 s without XLA on a quiet machine, 0.2 s
-    under XLA; the same function as a Python loop of the 64 sub-networks as
-    Keras models 0.12 s (0.28 s under XLA). Vectorising removes the loop's
-    per-op overhead, not arithmetic: the gain is about 1.5x at batch 32 and
-    about 1x at batch 128. The grouped convolution under XLA takes over 30 s (so on
-    CPU, train without XLA, as Keras' ``jit_compile="auto"`` does). im2col +
-    one batched matmul per grouped convolution, per-tap matmuls and
-    channels-first layouts were 1.8-9x slower than the grouped convolution on
-    CPU.
 
     Every architecture that ``subnetwork`` can describe (plain or residual conv
     stages, pooling, dense layers, and ``conv_filters=[]`` for MLP
@@ -434,7 +557,9 @@ class ResetGrid(keras.layers.Layer):
             per sub-network.
         bias_initializer: initializer of every bias.
         seed: integer seed of the weight initialisation, or None (then the
-            initializers' own seeds are used).
+            initializers' own integer seeds, else a seed drawn by
+            `keras.random.SeedGenerator`, which `keras.utils.set_random_seed`
+            makes reproducible).
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Call arguments:
@@ -489,6 +614,11 @@ class ResetGrid(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = validate_seed("seed", seed)
+        if self.seed is None:
+            # As an unseeded Keras layer: the seed of a `keras.random.SeedGenerator`
+            # (drawn by Keras, reproducible under `keras.utils.set_random_seed`).
+            generator = keras.random.SeedGenerator()
+            self._default_seed = int(keras.ops.convert_to_numpy(generator.state)[0])
         self.input_spec = keras.layers.InputSpec(min_ndim=3, max_ndim=4)
 
     # ------------------------------------------------------------------ geometry
@@ -503,11 +633,6 @@ class ResetGrid(keras.layers.Layer):
         """``grid_width // grid_size``: the side of one sub-network's block."""
         return self.grid_width // self.grid_size
 
-    def _stage_names(self, stage):
-        if self.subnetwork["block"] == "plain":
-            return [f"conv_{stage}"]
-        return [f"block_{stage}_conv_a", f"block_{stage}_conv_b", f"block_{stage}_shortcut"]
-
     # ------------------------------------------------------------------ build
 
     def _initializer(self, initializer, index):
@@ -516,9 +641,7 @@ class ResetGrid(keras.layers.Layer):
         if base is None:
             own_seed = getattr(initializer, "seed", None)
             is_int = isinstance(own_seed, (int, np.integer)) and not isinstance(own_seed, bool)
-            # Keras draws unseeded initializers' seeds from Python's `random`,
-            # which keras.utils.set_random_seed seeds; so do we.
-            base = int(own_seed) if is_int else random.randint(0, 2**31 - 1)
+            base = int(own_seed) if is_int else self._default_seed
         seeds = np.random.SeedSequence([base, index]).generate_state(self.num_subnetworks)
         return _StackedInitializer(initializer, seeds % (2**31 - 1))
 
@@ -538,13 +661,14 @@ class ResetGrid(keras.layers.Layer):
         self._sublayers = []  # build order = call order
         weight_index = 0
 
-        def make_conv(name, filters, size, shared, in_channels, spatial):
+        def make_conv(description, shared, in_channels, spatial):
             nonlocal weight_index
             layer = _StackedConv2D(
-                num, filters, size, "same" if size == 1 else spec["padding"], shared,
+                num, description["filters"], description["kernel_size"],
+                description["padding"], shared,
                 self._initializer(self.kernel_initializer, weight_index),
                 self._initializer(self.bias_initializer, weight_index + 1),
-                name=name, dtype=self.dtype_policy,
+                name=description["name"], dtype=self.dtype_policy,
             )
             weight_index += 2
             layer.build((None,) + spatial + ((in_channels if shared else num * in_channels),))
@@ -552,16 +676,15 @@ class ResetGrid(keras.layers.Layer):
             return layer
 
         spatial, shared = (height, width), True
-        for stage, filters in enumerate(spec["conv_filters"]):
-            names = self._stage_names(stage)
-            make_conv(names[0], filters, kernel_size, shared, channels, spatial)
+        for stage, description in enumerate(conv_stages(spec, channels)):
+            make_conv(description["conv"], shared, channels, spatial)
             if spec["padding"] == "valid":
                 spatial = tuple(size - kernel_size + 1 for size in spatial)
-            if spec["block"] == "residual":
-                make_conv(names[1], filters, kernel_size, False, filters, spatial)
-                if filters != channels:
-                    make_conv(names[2], filters, 1, shared, channels, spatial)
-            channels, shared = filters, False
+            if description["conv_b"] is not None:
+                make_conv(description["conv_b"], False, description["conv"]["filters"], spatial)
+            if description["shortcut"] is not None:
+                make_conv(description["shortcut"], shared, channels, spatial)
+            channels, shared = description["conv"]["filters"], False
             if spec["pooling"] != "none":
                 spatial = tuple(size // spec["pool_size"] for size in spatial)
             if min(spatial) < 1:
@@ -625,7 +748,7 @@ class ResetGrid(keras.layers.Layer):
         activation = keras.activations.get(spec["activation"])
         # Grouped convolutions: tf.nn.conv2d with groups ("channels" layout) is the
         # fastest on CPU, but XLA's CPU compiler makes it a dense block-diagonal
-        # convolution (num times the work, ~400x slower at n = 8); under XLA the
+        # convolution (num times the work); under XLA the
         # sub-networks are folded into a leading axis and convolved with batched
         # matmuls ("leading" layout). See the class docstring.
         layout = "leading" if _in_xla_context() else "channels"
@@ -638,8 +761,7 @@ class ResetGrid(keras.layers.Layer):
         # activation pools first: max(act(z + b)) = act(max(z) + b) exactly
         # (floating-point rounding is monotonic too), and the bias, the activation
         # and their gradients then run on pool_size**2 times fewer values. (XLA
-        # fuses them into the convolution's consumers anyway; there it measured
-        # slower.)
+        # fuses them into the convolution's consumers anyway.)
         pool_first = (
             layout == "channels"
             and spec["block"] == "plain"
@@ -647,20 +769,19 @@ class ResetGrid(keras.layers.Layer):
             and spec["activation"] in NON_DECREASING_ACTIVATIONS
         )
         shared = True
-        for stage, filters in enumerate(spec["conv_filters"]):
-            names = self._stage_names(stage)
-            conv = layers[names[0]]
+        for description in conv_stages(spec, x.shape[-1]):
+            conv = layers[description["conv"]["name"]]
             if pool_first:
                 x = self._pool(conv(x, layout=layout, add_bias=False), layout)
                 x = activation(conv.add_bias(x, layout))
             else:
                 hidden = activation(conv(x, layout=layout))
-                if spec["block"] == "plain":
+                if description["conv_b"] is None:
                     x = hidden
                 else:
-                    hidden = layers[names[1]](hidden, layout=layout)
-                    if names[2] in layers:
-                        shortcut = layers[names[2]](x, layout=layout)
+                    hidden = layers[description["conv_b"]["name"]](hidden, layout=layout)
+                    if description["shortcut"] is not None:
+                        shortcut = layers[description["shortcut"]["name"]](x, layout=layout)
                     elif not shared:
                         shortcut = x
                     elif layout == "channels":  # identity of the shared input, per network
@@ -721,36 +842,15 @@ class ResetGrid(keras.layers.Layer):
         x = inputs
         if len(input_shape) == 2:
             x = keras.layers.Reshape(input_shape + (1,), name="add_channel")(x)
-        layers = {layer.name: layer for layer in self._sublayers}
-        pools = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
-        for stage, filters in enumerate(spec["conv_filters"]):
-            names = self._stage_names(stage)
-            conv = lambda name, act=None: keras.layers.Conv2D(  # noqa: E731
-                filters,
-                layers[name].kernel_size,
-                padding=layers[name].padding,
-                activation=act,
-                name=name,
-            )
-            hidden = conv(names[0], spec["activation"])(x)
-            if spec["block"] == "plain":
-                x = hidden
-            else:
-                hidden = conv(names[1])(hidden)
-                shortcut = conv(names[2])(x) if names[2] in layers else x
-                x = keras.layers.Add(name=f"block_{stage}_add")([hidden, shortcut])
-                x = keras.layers.Activation(spec["activation"], name=f"block_{stage}_out")(x)
-            if spec["pooling"] != "none":
-                x = pools[spec["pooling"]](spec["pool_size"], name=f"pool_{stage}")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        for stage, units in enumerate(spec["dense_units"]):
-            x = keras.layers.Dense(units, spec["activation"], name=f"dense_{stage}")(x)
+        channels = input_shape[2] if len(input_shape) == 3 else 1
+        stack, plan = keras_conv_stack(spec, channels)
+        x = apply_keras_conv_stack(stack, plan, x, spec["activation"])
         outputs = keras.layers.Dense(
             self.block_width**2, spec["output_activation"], name="output"
         )(x)
         model = keras.Model(inputs, outputs, name=f"{self.name}_subnetwork_{index}")
-        for name, layer in layers.items():
-            model.get_layer(name).set_weights(
+        for layer in self._sublayers:
+            model.get_layer(layer.name).set_weights(
                 [keras.ops.convert_to_numpy(layer.kernel)[index],
                  keras.ops.convert_to_numpy(layer.bias)[index]]
             )

@@ -4,7 +4,12 @@ import keras
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
-from tfemergent.utils.validation import validate_bool, validate_int, validate_seed
+from tfemergent.utils.validation import (
+    validate_bool,
+    validate_int,
+    validate_keras_object,
+    validate_seed,
+)
 from tfemergent.utils import _private
 
 # Layers that keep the neurons of their input (same units, element-wise): a
@@ -133,19 +138,35 @@ class SpatialDense(keras.layers.Layer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = validate_int("units", units, minimum=1)
-        self.activation = keras.activations.get(activation)
+        self.activation = validate_keras_object(
+            "activation", activation, keras.activations.get, "activation"
+        )
         self.use_bias = validate_bool("use_bias", use_bias)
         self.seed = validate_seed("seed", seed)
         self.position_dim = validate_int("position_dim", position_dim, minimum=1)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = validate_keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get, "initializer"
+        )
+        self.bias_initializer = validate_keras_object(
+            "bias_initializer", bias_initializer, keras.initializers.get, "initializer"
+        )
         if position_initializer is None:
             position_initializer = keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed)
-        self.position_initializer = keras.initializers.get(position_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.position_initializer = validate_keras_object(
+            "position_initializer", position_initializer, keras.initializers.get, "initializer"
+        )
+        self.kernel_regularizer = validate_keras_object(
+            "kernel_regularizer", kernel_regularizer, keras.regularizers.get, "regularizer"
+        )
+        self.bias_regularizer = validate_keras_object(
+            "bias_regularizer", bias_regularizer, keras.regularizers.get, "regularizer"
+        )
+        self.kernel_constraint = validate_keras_object(
+            "kernel_constraint", kernel_constraint, keras.constraints.get, "constraint"
+        )
+        self.bias_constraint = validate_keras_object(
+            "bias_constraint", bias_constraint, keras.constraints.get, "constraint"
+        )
         self.transport_cost = tfe_regularizers.get(transport_cost)
         self.density_cost = tfe_regularizers.get(density_cost)
         if self.transport_cost is not None and not isinstance(

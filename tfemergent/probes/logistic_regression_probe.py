@@ -6,6 +6,7 @@ import numpy as np
 
 from tfemergent.utils.validation import (
     validate_bool,
+    validate_finite,
     validate_float,
     validate_int,
     validate_seed,
@@ -284,13 +285,7 @@ def _as_features(features, name):
             f"`{name}` must have at least one sample and one feature. "
             f"Received: {name}.shape={array.shape}"
         )
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"`{name}` must be finite. Received: {name} with "
-            f"{int(np.size(array) - np.count_nonzero(np.isfinite(array)))} non-finite values"
-        )
-    return array
+    return validate_finite(name, array.astype(np.float64, copy=False))
 
 
 def _as_labels(labels, name):

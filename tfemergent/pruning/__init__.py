@@ -10,6 +10,7 @@ normalisation layers its activation scale back.
 """
 
 from tfemergent.pruning.activation_scale import activation_scales, restore_activation_scales
+from tfemergent.pruning.channel_groups import channel_groups
 from tfemergent.pruning.dead_neurons import dead_neurons
 from tfemergent.pruning.prune_kernels import prune_kernels
 from tfemergent.pruning.pruning_report import PruningReport
@@ -18,6 +19,7 @@ from tfemergent.pruning.shrink import shrink
 __all__ = [
     "PruningReport",
     "activation_scales",
+    "channel_groups",
     "dead_neurons",
     "prune_kernels",
     "restore_activation_scales",

@@ -99,3 +99,28 @@ def keras_trainer_internals():
     except ImportError:
         return None
     return tree, trainer_module
+
+
+def keras_tensor_index(tensor):
+    """Which output of its producing call a symbolic Keras tensor is (an int), or None.
+
+    ``KerasTensor._keras_history.tensor_index``: `tfemergent.pruning` walks functional
+    graphs whose layers may return several tensors.
+    """
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history.tensor_index
+
+
+def call_arguments(operation, node_index):
+    """``(args, kwargs)`` of the call ``node_index`` of ``operation`` (symbolic tensors inside).
+
+    ``Node.arguments`` (``SymbolicArguments``): `tfemergent.pruning.shrink` replays every
+    call of a functional graph on a rebuilt model with the same positional/keyword layout.
+    """
+    arguments = operation._inbound_nodes[node_index].arguments
+    return tuple(arguments.args), dict(arguments.kwargs)
+
+
+def output_tensors(operation, node_index):
+    """The output tensors of ``operation`` at its call ``node_index`` (a list)."""
+    return list(operation._inbound_nodes[node_index].outputs)

@@ -16,8 +16,16 @@ tensorflow/tensorflow#72388, ray-project/ray#47464):
 
 Neither patch changes a loss or a gradient, and both act only under a
 multi-worker collective strategy: everywhere else the original Keras functions
-run. ``import tfemergent`` applies them (so that user scripts need no change);
-set ``TFEMERGENT_PATCH_KERAS=0`` before the import to leave Keras untouched.
+run.
+
+When the patches are applied: ``import tfemergent`` leaves Keras untouched.
+Every tfemergent layer calls `patch_if_multi_worker` when it is created; under a
+``MultiWorkerMirroredStrategy`` scope (where Keras wants the model built) that
+applies the patches, so a user script that builds its model in
+``strategy.scope()`` needs no change. Elsewhere it does nothing. A model made
+only of Keras layers can be patched explicitly with
+`patch_keras_multi_worker_fit`; set ``TFEMERGENT_PATCH_KERAS=0`` to keep the
+layers from patching (the explicit call still patches).
 """
 
 import contextlib
@@ -48,6 +56,9 @@ def patch_keras_multi_worker_fit():
     True
     >>> keras_multi_worker.is_patched()
     True
+    >>> keras_multi_worker.unpatch_keras_multi_worker_fit()
+    >>> keras_multi_worker.is_patched()
+    False
     """
     if _originals:
         return True
@@ -120,8 +131,40 @@ def keras_without_patches():
             patch_keras_multi_worker_fit()
 
 
+def _disabled_by_environment():
+    value = os.environ.get(ENVIRONMENT_VARIABLE, "1").strip().lower()
+    return value in ("0", "false", "off", "no")
+
+
+def patch_if_multi_worker():
+    """Apply the patches if a `MultiWorkerMirroredStrategy` is the current strategy.
+
+    Called by every tfemergent layer when it is created; cheap (one lookup of the
+    current strategy) and a no-op outside such a scope or when
+    ``TFEMERGENT_PATCH_KERAS`` is 0/false/off/no. Returns whether Keras is patched.
+
+    Example:
+
+    >>> from tfemergent.utils import keras_multi_worker
+    >>> with keras_multi_worker.keras_without_patches():
+    ...     keras_multi_worker.patch_if_multi_worker()  # no strategy in scope
+    False
+    """
+    if _originals:
+        return True
+    if not tf.distribute.has_strategy() or _disabled_by_environment():
+        return False
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    return patch_keras_multi_worker_fit()
+
+
 def patch_from_environment():
-    """Apply the patches unless ``TFEMERGENT_PATCH_KERAS`` is 0/false/off (at import)."""
-    if os.environ.get(ENVIRONMENT_VARIABLE, "1").strip().lower() in ("0", "false", "off", "no"):
+    """Apply the patches unless ``TFEMERGENT_PATCH_KERAS`` is 0/false/off/no.
+
+    Unlike `patch_if_multi_worker`, this patches without a strategy in scope (for a
+    script that wants Keras patched before it builds anything).
+    """
+    if _disabled_by_environment():
         return False
     return patch_keras_multi_worker_fit()

@@ -7,11 +7,40 @@ and ``Received: name=value``.
 
 import numbers
 
+import keras
 import numpy as np
 
 
-def _received(name, value):
-    return f"Received: {name}={value!r}"
+def describe(value):
+    """``repr(value)``, cut to 80 characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def as_array(value):
+    """``value`` (array, tensor, nested lists) as a NumPy array, or None when it cannot be one."""
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def received(name, value, array=None):
+    """The ``Received: ...`` part of an error message.
+
+    ``Received: name.shape=..., name.dtype=...`` when ``array`` (``value`` as a
+    NumPy array) is given and is not an object array, else
+    ``Received: name=<repr of value, cut to 80 characters>``.
+
+    >>> received("x", 3)
+    'Received: x=3'
+    >>> received("x", [[1, 2]], np.asarray([[1, 2]]))
+    'Received: x.shape=(1, 2), x.dtype=int64'
+    """
+    if array is not None and array.dtype != object:
+        return f"Received: {name}.shape={array.shape}, {name}.dtype={array.dtype}"
+    return f"Received: {name}={describe(value)}"
+
 
 
 def validate_int(name, value, *, minimum=None, maximum=None, allow_none=False):
@@ -25,16 +54,16 @@ def validate_int(name, value, *, minimum=None, maximum=None, allow_none=False):
         raise ValueError(
             f"Argument `{name}` must be an integer"
             + (f" >= {minimum}" if minimum is not None else "")
-            + f". {_received(name, value)}"
+            + f". {received(name, value)}"
         )
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(
-            f"Argument `{name}` must be an integer >= {minimum}. {_received(name, value)}"
+            f"Argument `{name}` must be an integer >= {minimum}. {received(name, value)}"
         )
     if maximum is not None and value > maximum:
         raise ValueError(
-            f"Argument `{name}` must be an integer <= {maximum}. {_received(name, value)}"
+            f"Argument `{name}` must be an integer <= {maximum}. {received(name, value)}"
         )
     return value
 
@@ -46,19 +75,19 @@ def validate_float(
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise ValueError(f"Argument `{name}` must be a real number. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be a real number. {received(name, value)}")
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"Argument `{name}` must be finite. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be finite. {received(name, value)}")
     if minimum is not None:
         too_small = value < minimum if min_inclusive else value <= minimum
         if too_small:
             relation = ">=" if min_inclusive else ">"
             raise ValueError(
-                f"Argument `{name}` must be {relation} {minimum}. {_received(name, value)}"
+                f"Argument `{name}` must be {relation} {minimum}. {received(name, value)}"
             )
     if maximum is not None and value > maximum:
-        raise ValueError(f"Argument `{name}` must be <= {maximum}. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be <= {maximum}. {received(name, value)}")
     return value
 
 
@@ -66,7 +95,7 @@ def validate_choice(name, value, choices):
     """Return ``value`` if it is one of ``choices`` (strings), else raise ``ValueError``."""
     if value not in choices:
         raise ValueError(
-            f"Argument `{name}` must be one of {sorted(choices)}. {_received(name, value)}"
+            f"Argument `{name}` must be one of {sorted(choices)}. {received(name, value)}"
         )
     return value
 
@@ -79,7 +108,7 @@ def validate_seed(name, value):
 def validate_bool(name, value):
     """Return ``value`` if it is a ``bool`` (not merely truthy), else raise ``ValueError``."""
     if not isinstance(value, bool):
-        raise ValueError(f"Argument `{name}` must be a bool. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be a bool. {received(name, value)}")
     return value
 
 
@@ -101,15 +130,82 @@ def validate_spec(name, value, defaults, note=""):
     if not isinstance(value, dict):
         raise ValueError(
             f"Argument `{name}` must be a dict of settings with keys {sorted(defaults)} "
-            f"(missing keys take the defaults {defaults}), or None. {_received(name, value)}"
+            f"(missing keys take the defaults {defaults}), or None. {received(name, value)}"
         )
     unknown = sorted(set(value) - set(defaults))
     if unknown:
         raise ValueError(
             f"Argument `{name}` has unknown keys {unknown}; the keys are {sorted(defaults)}"
-            f"{' (' + note + ')' if note else ''}. {_received(name, value)}"
+            f"{' (' + note + ')' if note else ''}. {received(name, value)}"
         )
     return {**defaults, **value}
+
+
+def validate_keras_object(name, value, getter, kind):
+    """``getter(value)`` (e.g. ``keras.initializers.get``), or ``ValueError`` naming ``name``.
+
+    ``kind`` names what ``getter`` returns in the message (``"initializer"``).
+
+    >>> validate_keras_object("activation", "relu", keras.activations.get, "activation").__name__
+    'relu'
+    """
+    try:
+        return getter(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Argument `{name}` must be a Keras {kind} (an object, its name or its "
+            f"config): {error}. {received(name, value)}"
+        ) from None
+
+
+def validate_labels(name, labels, num_images):
+    """``labels`` as int64 ``(num_images,)``: 1-D integer class labels, one per image.
+
+    >>> validate_labels("labels", [0, 2, 1], 3).tolist()
+    [0, 2, 1]
+    """
+    array = as_array(labels)
+    if (
+        array is None
+        or array.ndim != 1
+        or array.dtype == bool
+        or not np.issubdtype(array.dtype, np.integer)
+        or len(array) != num_images
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be 1-D integer class labels, one per image "
+            f"({num_images}). {received(name, labels, array)}"
+        )
+    return array.astype(np.int64)
+
+
+def validate_images(name, images, *, single_channel=False):
+    """``images`` as finite float32 ``(N, h, w)`` or ``(N, h, w, c)``, ``N, h, w, c >= 1``.
+
+    With ``single_channel=True`` the 4-D form must have ``c == 1`` and the result
+    is ``(N, h, w)`` (the channel axis dropped).
+
+    >>> validate_images("images", np.zeros((2, 3, 3, 1)), single_channel=True).shape
+    (2, 3, 3)
+    """
+    array = as_array(images)
+    valid = (
+        array is not None
+        and array.dtype != bool
+        and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating))
+        and (array.ndim == 3 or (array.ndim == 4 and (not single_channel or array.shape[-1] == 1)))
+        and 0 not in array.shape
+    )
+    if not valid:
+        shapes = "(N, h, w) or (N, h, w, 1)" if single_channel else "(N, h, w) or (N, h, w, c)"
+        raise ValueError(
+            f"Argument `{name}` must be a numeric array of at least one image, {shapes}. "
+            f"{received(name, images, array)}"
+        )
+    array = array.astype(np.float32)
+    if single_channel and array.ndim == 4:
+        array = array[..., 0]
+    return validate_finite(name, array)
 
 
 def validate_real_array(name, value, *, ndim=None, min_ndim=None, expected=None, finite=True,
@@ -163,3 +259,118 @@ def validate_finite(name, array):
             f"Received: {name} with {bad} non-finite values"
         )
     return array
+
+
+# ----------------------------------------------------------------------------
+# Tensor arguments (the kernels in `tfemergent.kernels`)
+# ----------------------------------------------------------------------------
+#
+# The kernels take tensors that may be symbolic (inside a `tf.function`), so they
+# cannot be checked as NumPy arrays like `validate_real_array` does; these
+# validators look only at dtypes and static shapes, and read values only when
+# they are concrete (`concrete_array`).
+
+
+def is_variable(value):
+    """True for `tf.Variable` and Keras 3 variables (read at use time)."""
+    import tensorflow as tf
+
+    return isinstance(value, (tf.Variable, keras.Variable))
+
+
+def is_symbolic(value):
+    """True for graph tensors whose values are unknown while tracing."""
+    import tensorflow as tf
+
+    if is_variable(value):
+        return not tf.executing_eagerly()
+    return tf.is_tensor(value) and not hasattr(value, "numpy")
+
+
+def describe_tensor(value):
+    """``<Type shape=... dtype=...>`` for tensors and arrays, else `describe`."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        dtype = getattr(dtype, "name", dtype)
+        return f"<{type(value).__name__} shape={tuple(shape)} dtype={dtype}>"
+    return describe(value)
+
+
+def validate_tensor(name, value):
+    """``value`` converted to a tensor (variables are read), or ``ValueError``.
+
+    >>> validate_tensor("x", [1.0, 2.0]).shape
+    TensorShape([2])
+    >>> validate_tensor("x", "abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `x` must be a tensor, array or variable. Received: x='abc'
+    """
+    import tensorflow as tf
+
+    message = (
+        f"Argument `{name}` must be a tensor, array or variable. "
+        f"Received: {name}={describe_tensor(value)}"
+    )
+    if isinstance(value, (str, bytes)) or value is None:
+        raise ValueError(message)
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+
+
+def validate_float_matrix(name, value, *, description, dtype=None, static=False):
+    """A non-empty rank-2 floating tensor (of ``dtype`` if given).
+
+    ``description`` names the expected shape in messages (e.g. ``"[N_in, N_out]"``);
+    ``static=True`` also requires both dimensions to be known.
+    """
+    tensor = validate_tensor(name, value)
+    if not tensor.dtype.is_floating:
+        raise ValueError(
+            f"Argument `{name}` must be a floating-point tensor {description}. "
+            f"Received: {name}.dtype={tensor.dtype.name}"
+        )
+    if dtype is not None and tensor.dtype != dtype:
+        raise ValueError(
+            f"Argument `{name}` must have the same dtype as the other inputs "
+            f"({dtype.name}); cast it first. Received: {name}.dtype={tensor.dtype.name}"
+        )
+    if tensor.shape.rank != 2:
+        raise ValueError(
+            f"Argument `{name}` must be a matrix {description}. "
+            f"Received: {name}.shape={tensor.shape}"
+        )
+    if static and (tensor.shape[0] is None or tensor.shape[1] is None):
+        raise ValueError(
+            f"Argument `{name}` must have a static shape {description}. "
+            f"Received: {name}.shape={tensor.shape}"
+        )
+    for size in tensor.shape:
+        if size is not None and size < 1:
+            raise ValueError(
+                f"Argument `{name}` must not be empty {description}. "
+                f"Received: {name}.shape={tensor.shape}"
+            )
+    return tensor
+
+
+def validate_dim(name, tensor, axis, expected, what):
+    """Raise if dimension ``axis`` of ``tensor`` is known and differs from ``expected``."""
+    actual = tensor.shape[axis]
+    if actual is not None and expected is not None and actual != expected:
+        raise ValueError(
+            f"Argument `{name}` must have {what} ({expected}) in dimension {axis}. "
+            f"Received: {name}.shape={tensor.shape}"
+        )
+
+
+def concrete_array(value):
+    """A NumPy copy of ``value`` if its value is known now, else ``None``."""
+    import tensorflow as tf
+
+    if is_symbolic(value) or not tf.executing_eagerly():
+        return None
+    return np.asarray(value)

@@ -142,3 +142,14 @@ def test_cli(tmp_path, capsys):
 def test_invalid_config(kwargs, name):
     with pytest.raises(ValueError, match=rf"`{name}`.*Received"):
         hierarchy.HierarchyConfig(**kwargs)
+
+
+def test_a_run_is_deterministic_per_seed_without_a_global_seed():
+    config = hierarchy.HierarchyConfig(**SMALL)
+    data = hierarchy.load_images("digits", num_train=300)
+    first = hierarchy.run_topology(config, data, "random:1", 0)
+    again = hierarchy.run_topology(config, data, "random:1", 0)
+    other = hierarchy.run_topology(config, data, "random:1", 1)
+    measures = ("accuracy", "max_entropy", "unit_entropies")
+    assert [first[m] for m in measures] == [again[m] for m in measures]
+    assert first["unit_entropies"] != other["unit_entropies"]

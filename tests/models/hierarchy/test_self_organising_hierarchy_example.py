@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 EXAMPLE = (
-    pathlib.Path(__file__).resolve().parents[2]
+    pathlib.Path(__file__).resolve().parents[3]
     / "examples" / "self_organising_hierarchy" / "train.py"
 )
 

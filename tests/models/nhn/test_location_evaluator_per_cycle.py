@@ -151,7 +151,7 @@ def test_pickled_evaluator_rebuilds_the_network_and_evaluates_alike():
     for mine, theirs in zip(network.get_weights(), clone.network.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     assert clone(trial) == evaluator(trial)
-    assert clone._compute_fingerprint() == evaluator._compute_fingerprint()
+    assert clone.fingerprint() == evaluator.fingerprint()
 
 
 def test_resume_after_a_kill_gives_the_same_result(serial_search, tmp_path):

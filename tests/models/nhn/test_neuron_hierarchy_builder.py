@@ -5,7 +5,9 @@ import importlib
 from concurrent import futures
 import json
 import math
+import random
 
+import keras
 import numpy as np
 import pytest
 from docstring_examples import assert_docstring_examples
@@ -19,11 +21,30 @@ module = importlib.import_module("tfemergent.models.nhn.neuron_hierarchy_builder
 
 SEGMENTS = [[16, {"filters": 16, "kernel_size": 5}], [16, 16]]
 TINY = {
-    "epochs": 3, "batch_size": 32, "prune_fraction": 0.7, "none_probability": 0.3,
-    "num_cycles": 2, "population_size": 4, "num_parents": 2, "num_children": 1,
-    "num_fresh": 1, "search_batches": 2, "search_batch_size": 32, "direction_epochs": 1,
+    "training": {"epochs": 3, "batch_size": 32},
+    "pruning": {"fraction": 0.7, "scope": "model"},  # the paper's one threshold
+    "search": {"none_probability": 0.3, "num_cycles": 2, "population_size": 4,
+               "num_parents": 2, "num_children": 1, "num_fresh": 1, "train_batches": 2,
+               "batch_size": 32, "direction_epochs": 1},
     "latency_repeats": 2, "seed": 0, "verbose": 0,
 }
+CONFIGS = ("training", "pruning", "search")
+
+
+def _merge(arguments, overrides):
+    """``arguments`` with ``overrides``; the config dicts are merged key by key."""
+    merged = dict(arguments)
+    for key, value in overrides.items():
+        if key in CONFIGS and isinstance(value, dict):
+            value = {**merged.get(key, {}), **value}
+        merged[key] = value
+    return merged
+
+
+def _tiny(directory=None):
+    if directory is None:
+        return TINY
+    return _merge(TINY, {"search": {"directory": str(directory)}})
 
 
 def _digits():
@@ -42,7 +63,7 @@ def _spec():
 def tiny_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("search")
     data = _digits()
-    builder = NeuronHierarchyBuilder(_spec(), search_directory=str(directory), **TINY)
+    builder = NeuronHierarchyBuilder(_spec(), **_tiny(directory))
     return builder, data, builder.run(*data), directory
 
 
@@ -96,9 +117,11 @@ def test_the_final_model_and_its_add_ons(tiny_run):
         possible = add_on["num_possible_connections"]
         assert add_on["num_connections"] == int(layer.connection_mask.numpy().sum())
         # Direction search: round(0.1 * in * out) kept (shrinking can only drop some).
-        assert 1 <= add_on["num_connections"] <= max(1, math.floor(0.1 * possible + 0.5)) + (
-            possible != layer.connection_mask.numpy().size
-        )
+        selectable = add_on["num_selectable_connections"]
+        assert add_on["num_selected_connections"] == max(1, math.floor(0.1 * selectable + 0.5))
+        assert 1 <= add_on["num_connections"] <= add_on["num_selected_connections"]
+        assert possible <= selectable
+        assert possible == layer.connection_mask.numpy().size
         add_on_parameters += add_on["kernel_size"] ** 2 * add_on["num_connections"]
     ablation = outcome["stages"][5]
     assert final["parameters"] - ablation["parameters"] == add_on_parameters
@@ -120,7 +143,7 @@ def test_the_final_model_and_its_add_ons(tiny_run):
 
 def test_a_second_run_resumes_the_search_and_gives_the_same_table(tiny_run):
     _, data, outcome, directory = tiny_run
-    again = NeuronHierarchyBuilder(_spec(), search_directory=str(directory), **TINY).run(*data)
+    again = NeuronHierarchyBuilder(_spec(), **_tiny(directory)).run(*data)
     assert again["search"] == outcome["search"]
     assert again["add_ons"] == outcome["add_ons"]
     for first, second in zip(outcome["stages"], again["stages"]):
@@ -129,7 +152,7 @@ def test_a_second_run_resumes_the_search_and_gives_the_same_table(tiny_run):
 
 
 def test_reinitialise_keeps_the_structure_and_draws_new_weights():
-    builder = NeuronHierarchyBuilder(_spec(), retrain_from_scratch=True, verbose=0)
+    builder = NeuronHierarchyBuilder(_spec(), training={"retrain_from_scratch": True}, verbose=0)
     spec = _spec().with_add_ons(
         [{"segment": 1, "source": 0, "target": 1, "kernel_size": 3,
           "connection_mask": np.eye(16)}]
@@ -150,15 +173,17 @@ def test_reinitialise_keeps_the_structure_and_draws_new_weights():
 def test_config_round_trip():
     builder = NeuronHierarchyBuilder(_spec(), **TINY)
     config = builder.get_config()
-    assert config["num_cycles"] == 2 and config["kernel_sizes"] == [3, 5]
+    assert config["search"]["num_cycles"] == 2 and config["search"]["kernel_sizes"] == [3, 5]
     restored = NeuronHierarchyBuilder.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
-    options = {"prune_granularity": "channel", "prune_scope": "layer",
-               "prune_channel_multiple": 4, "prune_rescale": True, "shared_weights": "per_cycle"}
+    options = {"pruning": {"granularity": "channel", "scope": "model", "channel_multiple": 4,
+                           "rescale": True},
+               "search": {"shared_weights": "per_cycle"}}
     builder = NeuronHierarchyBuilder(_spec(), executor=futures.ThreadPoolExecutor(2),
-                                     **{**TINY, **options})
+                                     **_merge(TINY, options))
     config = builder.get_config()
-    assert {name: config[name] for name in options} == options
+    for group, values in options.items():
+        assert {name: config[group][name] for name in values} == values
     assert "executor" not in config  # a live object, given again to a restored builder
     assert NeuronHierarchyBuilder.from_config(config).get_config() == config
 
@@ -168,18 +193,19 @@ def _small_run(**overrides):
     images = rng.normal(size=(96, 8, 8, 1)).astype("float32")
     labels = (images[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
     spec = SegmentCNN((8, 8, 1), 2, segments=[[4, 4], [8, 8]], seed=0)
-    arguments = {
-        "epochs": 1, "num_cycles": 2, "population_size": 4, "num_parents": 2,
-        "num_children": 1, "num_fresh": 1, "none_probability": 0.3, "search_batches": 1,
-        "search_batch_size": 16, "prune_fraction": 0.5, "latency_repeats": 2, "verbose": 0,
-        **overrides,
-    }
+    arguments = _merge({
+        "training": {"epochs": 1}, "pruning": {"fraction": 0.5},
+        "search": {"num_cycles": 2, "population_size": 4, "num_parents": 2,
+                   "num_children": 1, "num_fresh": 1, "none_probability": 0.3,
+                   "train_batches": 1, "batch_size": 16},
+        "latency_repeats": 2, "verbose": 0,
+    }, overrides)
     return NeuronHierarchyBuilder(spec, **arguments).run(images, labels, images[:32],
                                                          labels[:32])
 
 
 def test_layer_scope_and_rescale():
-    outcome = _small_run(prune_scope="layer", prune_rescale=True)
+    outcome = _small_run(pruning={"scope": "layer", "rescale": True})
     pruning = outcome["pruning"]
     assert pruning["scope"] == "layer"
     for name, row in pruning["layers"].items():
@@ -192,9 +218,9 @@ def test_layer_scope_and_rescale():
 
 
 def test_per_cycle_search_in_threads_equals_the_search_one_after_the_other():
-    serial = _small_run(shared_weights="per_cycle")
+    serial = _small_run(search={"shared_weights": "per_cycle"})
     with futures.ThreadPoolExecutor(2) as executor:
-        parallel = _small_run(shared_weights="per_cycle", executor=executor)
+        parallel = _small_run(search={"shared_weights": "per_cycle"}, executor=executor)
     fitness = [[trial["fitness"] for trial in run["search"]["history"]]
                for run in (serial, parallel)]
     assert len(fitness[0]) == 8
@@ -212,42 +238,79 @@ def test_per_cycle_search_in_threads_equals_the_search_one_after_the_other():
         ({"spec": SegmentCNN((8, 8, 1), 10, SEGMENTS, add_ons=[
             {"segment": 0, "source": "input", "target": 1, "kernel_size": 3}])},
          "must have no add-ons"),
-        ({"epochs": 0}, "Received: epochs=0"),
-        ({"retrain_epochs": -1}, "Received: retrain_epochs=-1"),
-        ({"prune_fraction": 1.0}, "Received: prune_fraction=1.0"),
-        ({"min_learning_rate": 1.0}, "Received: min_learning_rate=1.0"),
-        ({"kernel_sizes": (3, 7)}, r"Received: kernel_sizes=\(3, 7\)"),
-        ({"num_children": 3}, "Received: num_children=3"),
-        ({"num_children": 2, "num_fresh": 2, "num_parents": 3}, "num_fresh=2"),
-        ({"direction_density": 0.0}, "Received: direction_density=0.0"),
-        ({"validation_fraction": 1.0}, "Received: validation_fraction=1.0"),
-        ({"retrain_from_scratch": 1}, "Received: retrain_from_scratch=1"),
-        ({"search_directory": 5}, "Received: search_directory=5"),
+        ({"training": {"epochs": 0}}, "Received: epochs=0"),
+        ({"training": {"retrain_epochs": -1}}, "Received: retrain_epochs=-1"),
+        ({"pruning": {"fraction": 1.0}}, "Received: fraction=1.0"),
+        ({"training": {"min_learning_rate": 1.0}}, "Received: min_learning_rate=1.0"),
+        ({"search": {"kernel_sizes": (3, 7)}}, r"Received: kernel_sizes=\(3, 7\)"),
+        ({"search": {"num_children": 3}}, "Received: num_children=3"),
+        ({"search": {"num_children": 2, "num_fresh": 2, "num_parents": 3}}, "num_fresh=2"),
+        ({"search": {"direction_density": 0.0}}, "Received: direction_density=0.0"),
+        ({"search": {"validation_fraction": 1.0}}, "Received: validation_fraction=1.0"),
+        ({"training": {"retrain_from_scratch": 1}}, "Received: retrain_from_scratch=1"),
+        ({"search": {"directory": 5}}, "Received: directory=5"),
         ({"verbose": 3}, "Received: verbose=3"),
-        ({"prune_scope": "all"}, "Received: prune_scope='all'"),
-        ({"prune_channel_multiple": 8}, "Received: prune_channel_multiple=8, "
-         "prune_granularity='kernel'"),
-        ({"prune_granularity": "channel", "prune_channel_multiple": 0},
-         "Received: prune_channel_multiple=0"),
-        ({"shared_weights": "merged"}, "Received: shared_weights='merged'"),
-        ({"prune_rescale": "yes"}, "Received: prune_rescale='yes'"),
-        ({"shared_weights": "per_cycle", "executor": 4}, "Received: executor=4"),
+        ({"pruning": {"scope": "all"}}, "Received: scope='all'"),
+        ({"pruning": {"channel_multiple": 8}}, "Received: channel_multiple=8, "
+         "granularity='kernel'"),
+        ({"pruning": {"granularity": "channel", "channel_multiple": 0}},
+         "Received: channel_multiple=0"),
+        ({"search": {"shared_weights": "merged"}}, "Received: shared_weights='merged'"),
+        ({"pruning": {"rescale": "yes"}}, "Received: rescale='yes'"),
+        ({"search": {"shared_weights": "per_cycle"}, "executor": 4}, "Received: executor=4"),
         ({"executor": futures.ThreadPoolExecutor(1)},
          "needs shared_weights='per_cycle'.*shared_weights='sequential'"),
+        ({"pruning": 0.5}, "PruningConfig or a dict of its fields. Received: pruning=0.5"),
+        ({"training": {"epoch": 3}}, r"unknown keys \[.epoch.\].*Received: training="),
     ],
 )
 def test_invalid_arguments(overrides, message):
-    arguments = {"spec": _spec(), **TINY, **overrides}
+    arguments = _merge({"spec": _spec(), **TINY}, overrides)
     with pytest.raises(ValueError, match=message):
         NeuronHierarchyBuilder(**arguments)
+
+
+def _seeded_run(seed):
+    """A tiny run of a spec without a seed (its weights follow the builder's seed)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    labels = (images[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
+    spec = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]])
+    builder = NeuronHierarchyBuilder(
+        spec, training={"epochs": 1, "batch_size": 16}, pruning={"fraction": 0.5},
+        search={"num_cycles": 1, "population_size": 3, "num_parents": 2, "num_children": 1,
+                "num_fresh": 1, "none_probability": 0.3, "train_batches": 1, "batch_size": 16},
+        seed=seed, latency_repeats=1, verbose=0,
+    )
+    outcome = builder.run(images, labels, images[:16], labels[:16])
+    return outcome, [weight.copy() for weight in outcome["model"].get_weights()]
+
+
+def test_runs_are_deterministic_per_seed_whatever_the_global_seeds():
+    random.seed(5)
+    first, first_weights = _seeded_run(0)
+    # The results depend on the seed given only: other global seeds change nothing.
+    keras.utils.set_random_seed(123)
+    again, again_weights = _seeded_run(0)
+    other, other_weights = _seeded_run(1)
+    assert [w.shape for w in again_weights] == [w.shape for w in first_weights]
+    for one, two in zip(first_weights, again_weights):
+        np.testing.assert_array_equal(one, two)
+    assert again["search"] == first["search"]
+    assert [row["test_accuracy"] for row in again["stages"]] == [
+        row["test_accuracy"] for row in first["stages"]
+    ]
+    assert [w.shape for w in other_weights] != [w.shape for w in first_weights] or any(
+        not np.array_equal(one, two) for one, two in zip(first_weights, other_weights)
+    )
 
 
 def test_invalid_data():
     builder = NeuronHierarchyBuilder(_spec(), **TINY)
     images = np.zeros((10, 8, 8, 1), "float32")
-    with pytest.raises(ValueError, match=r"`x_train`.*Received: shape \(10, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"`x_train`.*Received: images with shape \(10, 8, 8\)"):
         builder.run(images[..., 0], np.zeros(10, int), images, np.zeros(10, int))
-    with pytest.raises(ValueError, match=r"labels of `x_test`.*Received: shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"labels of `x_test`.*Received: labels with shape \(3,\)"):
         builder.run(images, np.zeros(10, int), images, np.zeros(3, int))
     with pytest.raises(ValueError, match="too few images"):
         builder.run(images[:1], np.zeros(1, int), images, np.zeros(10, int))

@@ -1,12 +1,13 @@
 """Smoke test of examples/neuron_hierarchy/train.py (tiny CIFAR-10 run, real data)."""
 
+import argparse
 import importlib.util
 import json
 import pathlib
 
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "neuron_hierarchy"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples" / "neuron_hierarchy"
 EXAMPLE = EXAMPLES / "train.py"
 
 
@@ -19,11 +20,12 @@ def _load_example(path=EXAMPLE):
 
 def test_tiny_cifar_run(tmp_path, data_dir):
     example = _load_example()
-    assert example.CONFIG.dataset == "cifar10" and example.CONFIG.population_size == 20
+    assert example.CONFIG.dataset == "cifar10" and example.CONFIG.search.population_size == 20
     outcome = example.main(
-        {"data_dir": data_dir, "num_train": 512, "num_test": 200, "epochs": 1,
-         "num_cycles": 1, "population_size": 4, "num_parents": 2, "num_children": 1,
-         "num_fresh": 1, "search_batches": 2, "search_eval_size": 50, "verbose": 0},
+        {"data_dir": data_dir, "num_train": 512, "num_test": 200, "training": {"epochs": 1},
+         "search": {"num_cycles": 1, "population_size": 4, "num_parents": 2,
+                    "num_children": 1, "num_fresh": 1, "train_batches": 2, "eval_size": 50},
+         "verbose": 0},
         str(tmp_path),
     )
     stages = outcome["stages"]
@@ -38,6 +40,23 @@ def test_tiny_cifar_run(tmp_path, data_dir):
     ]
     assert outcome["model"].input_shape == (None, 32, 32, 3)
     assert (tmp_path / "table.txt").read_text().startswith("Neuron hierarchical network on cifar10")
+
+
+def test_command_line_options_become_config_overrides():
+    example = _load_example()
+    args = argparse.Namespace(**{name: None for name, _, _ in example.OPTIONS}, population=7)
+    args.epochs, args.prune_fraction, args.cycles, args.seed = 2, 0.5, 3, 4
+    overrides = example.overrides_from_args(args)
+    assert overrides == {
+        "seed": 4, "training": {"epochs": 2}, "pruning": {"fraction": 0.5},
+        "search": {"num_cycles": 3, "population_size": 7, "num_parents": 3,
+                   "num_children": 2, "num_fresh": 2},
+    }
+    config = example.CONFIG.replace(**overrides)
+    assert (config.training.epochs, config.training.batch_size) == (2, 100)
+    assert (config.pruning.fraction, config.pruning.scope, config.pruning.rescale) == (
+        0.5, "model", True
+    )
 
 
 def test_invalid_config(tmp_path):

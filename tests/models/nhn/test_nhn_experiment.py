@@ -58,8 +58,9 @@ def test_cli_on_digits(tmp_path, capsys):
             math.sqrt((row["test_error"] / 2) ** 2 + (row["parameters"] / 25e6) ** 2)
         )
         assert f"{row['test_error']:9.2f}%" in printed
-    assert saved["results"]["config"]["population_size"] == 4
-    assert saved["results"]["config"]["num_parents"] == 2
+    assert saved["results"]["config"]["search"]["population_size"] == 4
+    assert saved["results"]["config"]["search"]["num_parents"] == 2
+    assert saved["results"]["config"]["pruning"]["scope"] == "layer"  # the default
     assert len(saved["results"]["search"]["history"]) == 8
     assert saved["summary"]["ablation_drop"] == pytest.approx(
         stages[4]["test_accuracy"] - stages[5]["test_accuracy"]
@@ -95,45 +96,68 @@ def test_config_from_args_defaults():
     args.data_dir = args.logdir = args.export = args.plots = None
     args.quiet = True
     config = nhn.config_from_args(args)
-    assert (config.epochs, config.num_cycles, config.population_size) == (8, 5, 10)
-    assert (config.num_parents, config.num_children, config.num_fresh) == (3, 3, 2)
+    assert (config.training.epochs, config.search.num_cycles,
+            config.search.population_size) == (8, 5, 10)
+    assert (config.search.num_parents, config.search.num_children,
+            config.search.num_fresh) == (3, 3, 2)
     args = parser.parse_args(["--dataset", "cifar10"])
     args.data_dir = args.logdir = args.export = args.plots = None
     args.quiet = True
     config = nhn.config_from_args(args)
-    assert (config.population_size, config.num_parents, config.num_children,
-            config.num_fresh) == (20, 4, 5, 5)
-    assert (config.search_batches, config.search_batch_size, config.search_eval_size) == (
-        25, 100, 500
-    )
+    assert (config.search.population_size, config.search.num_parents,
+            config.search.num_children, config.search.num_fresh) == (20, 4, 5, 5)
+    assert (config.search.train_batches, config.search.batch_size,
+            config.search.eval_size) == (25, 100, 500)
     assert nhn.evolution_settings(7) == (3, 2, 2)
-    assert (config.prune_granularity, config.prune_scope, config.prune_channel_multiple,
-            config.shared_weights) == ("kernel", "model", 1, "sequential")
-    args = parser.parse_args(["--prune-granularity", "channel", "--prune-scope", "layer",
+    # Issue 16: the per-layer scope is the default (a model-wide threshold can empty a layer).
+    assert (config.pruning.granularity, config.pruning.scope, config.pruning.channel_multiple,
+            config.search.shared_weights) == ("kernel", "layer", 1, "sequential")
+    args = parser.parse_args(["--prune-granularity", "channel", "--prune-scope", "model",
                               "--prune-channel-multiple", "8", "--shared-weights", "per_cycle"])
     args.data_dir = args.logdir = args.export = args.plots = None
     args.quiet = True
     builder = nhn.config_from_args(args).builder()
-    assert (builder.prune_granularity, builder.prune_scope, builder.prune_channel_multiple,
-            builder.shared_weights) == ("channel", "layer", 8, "per_cycle")
+    assert (builder.pruning.granularity, builder.pruning.scope,
+            builder.pruning.channel_multiple, builder.search.shared_weights) == (
+        "channel", "model", 8, "per_cycle"
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs, name",
     [
         ({"dataset": "svhn"}, "dataset"),
-        ({"epochs": 0}, "epochs"),
+        ({"training": {"epochs": 0}}, "epochs"),
         ({"num_train": 5}, "num_train"),
-        ({"prune_fraction": 1.0}, "prune_fraction"),
-        ({"population_size": 4}, "num_children"),  # 3 children + 2 fresh >= 4
+        ({"pruning": {"fraction": 1.0}}, "fraction"),
+        ({"search": {"population_size": 4}}, "num_children"),  # 3 children + 2 fresh >= 4
         ({"segments": [[]]}, "segments"),
-        ({"direction_density": 2.0}, "direction_density"),
+        ({"search": {"direction_density": 2.0}}, "direction_density"),
         ({"verbose": 3}, "verbose"),
+        ({"training": {"epoch": 3}}, "training"),
+        ({"pruning": "layer"}, "pruning"),
     ],
 )
 def test_invalid_config(kwargs, name):
     with pytest.raises(ValueError, match=rf"`{name}`.*Received"):
         nhn.NhnConfig(**kwargs)
+
+
+def test_config_holds_the_builder_configs():
+    config = nhn.NhnConfig(training={"epochs": 2}, search={"num_cycles": 1}, verbose=0)
+    assert (config.training.epochs, config.training.batch_size) == (2, 32)
+    assert (config.search.num_cycles, config.search.train_batches) == (1, 4)
+    builder = config.builder()
+    assert builder.training is config.training and builder.search is config.search
+    assert builder.get_config()["pruning"] == {
+        "fraction": 0.85, "granularity": "kernel", "scope": "layer", "channel_multiple": 1,
+        "rescale": False,
+    }
+    copy = config.replace(pruning={"fraction": 0.5}, training={"final_epochs": 0})
+    assert (copy.pruning.fraction, copy.training.epochs, copy.training.final_epochs) == (
+        0.5, 2, 0
+    )
+    assert config.pruning.fraction == 0.85
 
 
 def test_run_refuses_other_configs():

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 EXAMPLE = (
-    pathlib.Path(__file__).resolve().parents[2] / "examples" / "reset_topography" / "train.py"
+    pathlib.Path(__file__).resolve().parents[3] / "examples" / "reset_topography" / "train.py"
 )
 
 

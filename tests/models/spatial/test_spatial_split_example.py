@@ -5,7 +5,7 @@ import importlib.util
 import json
 import pathlib
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "spatial_split" / "train.py"
+EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "spatial_split" / "train.py"
 
 
 def _load_example():

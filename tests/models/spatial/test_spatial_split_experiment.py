@@ -68,3 +68,19 @@ def test_spatial_network_splits_better_than_regular_on_embedded_digits():
     assert spatial["drop"] < 0.03
     assert spatial["drop"] < regular["drop"]
     assert max(spatial["cross_task_fraction"]) < 0.6 * min(regular["cross_task_fraction"])
+
+
+def test_same_seed_same_run_without_a_global_seed():
+    from tfemergent.models.spatial import experiment as spatial_split
+
+    config = spatial_split.SpatialSplitConfig(
+        modes=("concatenated",), networks=("spatial",), seeds=(0,), epochs=2, num_train=256,
+        hidden_units=(8, 8, 8, 8), verbose=0,
+    )
+    data = (spatial_split._load(config, "concatenated", "train", 0),
+            spatial_split._load(config, "concatenated", "test", 0))
+    runs = [spatial_split.run_one(config, "concatenated", "spatial", seed, data)
+            for seed in (0, 0, 1)]
+    measures = ("full_per_task", "split_per_task", "cross_task_fraction")
+    assert [runs[0][m] for m in measures] == [runs[1][m] for m in measures]
+    assert [runs[0][m] for m in measures] != [runs[2][m] for m in measures]

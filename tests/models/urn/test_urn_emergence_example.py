@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "urn_emergence" / "train.py"
+EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "urn_emergence" / "train.py"
 
 
 def _load_example():

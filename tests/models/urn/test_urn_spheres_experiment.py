@@ -44,3 +44,20 @@ def test_invalid_config(kwargs, name):
     with pytest.raises(ValueError, match="Received:") as info:
         urn_spheres.URNSpheresConfig(**kwargs)
     assert name in str(info.value)
+
+
+_MEASURES = ("test_accuracy", "num_active", "layer_sizes", "zero_weight_fraction")
+
+
+def test_same_seed_same_run_without_a_global_seed():
+    """The seed reaches the initializers and the batches: no global seed is needed, and
+    none is set (the global NumPy state is untouched)."""
+    config = urn_spheres.URNSpheresConfig(
+        num_neurons=40, epochs=2, num_train=256, num_test=64, c_w=1e-3, seeds=(0, 0, 1),
+        verbose=0,
+    )
+    numpy_state = np.random.get_state()
+    first, again, other = urn_spheres.run(config)["results"]
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
+    assert [first[m] for m in _MEASURES] == [again[m] for m in _MEASURES]
+    assert [first[m] for m in _MEASURES] != [other[m] for m in _MEASURES]

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from tfemergent import datasets
+from tfemergent.models import _runner_tools as tools
 from tfemergent.models.hierarchy.self_organising_hierarchy import SelfOrganisingHierarchy
 from tfemergent.probes.logistic_regression_probe import LogisticRegressionProbe
 from tfemergent.search import HillClimbing, ReceptiveFieldSpace, SearchRunner
@@ -205,12 +206,10 @@ def _callbacks(config, data, *parts):
 
 def run_topology(config, data, topology, run):
     """Table 1: train one topology once; accuracy and entropies."""
-    keras.utils.set_random_seed(run)
     model = build_model(config, data[0].shape[1:], topology, seed=run)
     start = time.perf_counter()
     history = model.fit(
-        data[0],
-        batch_size=config.batch_size,
+        tools.shuffled_batches(data[0], config.batch_size, seed=run),
         epochs=config.epochs,
         verbose=0,
         callbacks=_callbacks(config, data, f"{topology.replace(':', '')}-run{run}"),
@@ -240,7 +239,8 @@ class HierarchyTrial:
     ``epochs_per_step``; Adam's moments also continue from the parent), saves the
     weights into the trial's directory and
     returns the per-unit entropies of the last epoch as the fitness, with the
-    probe accuracy. Deterministic given the trial (seeded with ``trial.seed``).
+    probe accuracy. Deterministic given the trial: ``trial.seed`` seeds the
+    initializers, the dropout, the batches and the probe.
     """
 
     def __init__(self, config, data, log_name="search"):
@@ -250,7 +250,6 @@ class HierarchyTrial:
 
     def __call__(self, trial):
         config = self.config
-        keras.utils.set_random_seed(trial.seed)
         model = build_model(config, self.data[0].shape[1:], trial.params, seed=trial.seed)
         if trial.parent_directory is not None:
             # Weights and Adam moments continue from the parent (the current best).
@@ -261,8 +260,7 @@ class HierarchyTrial:
         start = time.perf_counter()
         callbacks = _callbacks(config, self.data, self.log_name, f"trial{trial.trial_id}")
         history = model.fit(
-            self.data[0],
-            batch_size=config.batch_size,
+            tools.shuffled_batches(self.data[0], config.batch_size, seed=trial.seed),
             epochs=epochs,
             verbose=0,
             callbacks=callbacks,
@@ -322,10 +320,7 @@ def summarise_table1(results, dataset):
     from scipy import stats
 
     paper = PAPER_TABLE1.get(dataset)
-    lines = [
-        "| topology | accuracy % (mean ± std) | max entropy (mean) | runs | paper % |",
-        "|---|---|---|---|---|",
-    ]
+    table_rows = []
     random_index = 0
     summary = {}
     for topology in dict.fromkeys(r["topology"] for r in results):
@@ -341,10 +336,14 @@ def summarise_table1(results, dataset):
             else:
                 reference = f"{paper[topology]}"
         summary[topology] = {"accuracy": float(accuracy.mean()), "max_entropy": float(entropy.mean())}
-        lines.append(
-            f"| {topology} | {accuracy.mean():.2f} ± {accuracy.std():.2f} | {entropy.mean():.3f} | "
-            f"{len(rows)} | {reference} |"
+        table_rows.append(
+            [topology, tools.format_mean_std(tools.mean_std(accuracy), digits=2),
+             f"{entropy.mean():.3f}", len(rows), reference]
         )
+    lines = [tools.markdown_table(
+        ["topology", "accuracy % (mean ± std)", "max entropy (mean)", "runs", "paper %"],
+        table_rows,
+    )]
     pearson = float("nan")
     if len(results) > 2:
         pearson = float(
@@ -368,22 +367,19 @@ def summarise_table2(results, dataset):
     if len(results) > 1 and np.any(final != initial):
         p_value = float(stats.wilcoxon(final, initial, alternative="greater").pvalue)
     paper = PAPER_TABLE2.get(dataset)
-    lines = [
-        "| | median initial % | median final % | max % | one-sided Wilcoxon p | runs |",
-        "|---|---|---|---|---|---|",
-        f"| ours | {np.median(initial):.2f} | {np.median(final):.2f} | {final.max():.2f} | "
-        f"{p_value:.3f} | {len(results)} |",
-    ]
+    rows = [["ours", f"{np.median(initial):.2f}", f"{np.median(final):.2f}",
+             f"{final.max():.2f}", f"{p_value:.3f}", len(results)]]
     if paper is not None:
-        lines.append(
-            f"| paper | {paper['initial']} | {paper['final']} | {paper['max']} | {paper['p']} | 10 |"
-        )
+        rows.append(["paper", paper["initial"], paper["final"], paper["max"], paper["p"], 10])
+    table = tools.markdown_table(
+        ["", "median initial %", "median final %", "max %", "one-sided Wilcoxon p", "runs"], rows
+    )
     return {
         "median_initial": float(np.median(initial)),
         "median_final": float(np.median(final)),
         "max": float(final.max()),
         "p_value": p_value,
-        "table": "\n".join(lines),
+        "table": table,
     }
 
 
@@ -411,14 +407,13 @@ def plot_trajectories(results, path):
 
 def run(config):
     """Run the experiment; returns ``{"results": [...], "summary": {...}, "table": str}``."""
-    if not isinstance(config, HierarchyConfig):
-        raise ValueError(
-            f"`config` must be a HierarchyConfig. Received: config of type {type(config).__name__}"
-        )
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")  # predict() on many sizes: retracing warnings
+    tools.check_config(config, HierarchyConfig)
     data = load_images(config.dataset, config.data_dir, config.num_train)
+    with tools.quiet_tensorflow_logger():
+        return _run(config, data)
+
+
+def _run(config, data):
     results = []
     if config.part == "table1":
         for topology in config.topologies:
@@ -459,10 +454,12 @@ def run(config):
         if config.plots:
             os.makedirs(config.plots, exist_ok=True)
             plot_trajectories(results, os.path.join(config.plots, f"trajectory_{config.dataset}.png"))
-    if config.verbose:
-        print(summary["table"])
-    return {"results": results, "summary": {k: v for k, v in summary.items() if k != "table"},
-            "table": summary["table"]}
+    return tools.finish(
+        results,
+        summary["table"],
+        config.verbose,
+        summary={k: v for k, v in summary.items() if k != "table"},
+    )
 
 
 def add_arguments(parser):

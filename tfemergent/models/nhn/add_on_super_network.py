@@ -8,6 +8,7 @@ from tfemergent.analysis.kernel_sensitivity import kernel_sensitivity, select_co
 from tfemergent.initializers.smooth_kernel import SmoothKernel
 from tfemergent.layers.add_on_conv2d import ADD_ON_KERNEL_SIZES, AddOnConv2D
 from tfemergent.layers.masked_conv2d import MaskedConv2D
+from tfemergent.models.nhn.data_checks import validate_images_and_labels
 from tfemergent.models.nhn.segment_cnn import (
     GLOBAL_POOL_NAME,
     HEAD_NAME,
@@ -318,7 +319,7 @@ class AddOnSuperNetwork(keras.Model):
                 kernel_initializer=self._initializer(index),
                 name=SegmentCNN.add_on_name(add_on),
             )
-            in_channels = self._spec._input_channels(segment, add_on["source"])
+            in_channels = self._spec.input_channels(segment, add_on["source"])
             layer.build((None,) + widths[segment] + (in_channels,))
             self._add_on_layers.append(layer)
         self.add_on_gates = self.add_weight(
@@ -571,19 +572,7 @@ class AddOnSuperNetwork(keras.Model):
         return correct / len(images)
 
     def _check_data(self, images, labels):
-        images = np.asarray(images, "float32")
-        labels = np.asarray(labels).astype("int64")
-        if images.shape[1:] != tuple(self.image_shape) or len(images) == 0:
-            raise ValueError(
-                f"Argument `images` must be a non-empty float array (n,) + {self.image_shape}. "
-                f"Received: images with shape {images.shape}"
-            )
-        if labels.shape != (len(images),):
-            raise ValueError(
-                f"Argument `labels` must be an int array ({len(images)},), one class per "
-                f"image. Received: labels with shape {labels.shape}"
-            )
-        return images, labels
+        return validate_images_and_labels("images", images, labels, self.image_shape)
 
     # ------------------------------------------------------------------ directions
     def select_directions(self, density=0.1):

@@ -1,7 +1,7 @@
 """Experiment ``nhn``: Neuron Hierarchical Networks, Algorithm 2 stage by stage (section 5).
 
-A base `SegmentCNN` with smooth initialisation is trained, 85% of its kernels
-(lowest standard deviation) are pruned, the network is shrunk and retrained,
+A base `SegmentCNN` with smooth initialisation is trained, 85% of the kernels
+of every layer (lowest standard deviation) are pruned, the network is shrunk and retrained,
 the location-direction search adds sparse add-on neurons (evolution over the
 add-on locations with weights shared between candidates, base frozen; then 10%
 of each add-on's connections by standard deviation), and the network with the
@@ -19,7 +19,13 @@ import time
 import numpy as np
 
 from tfemergent import datasets
-from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+from tfemergent.models.nhn.config_values import validate_config
+from tfemergent.models.nhn.neuron_hierarchy_builder import NeuronHierarchyBuilder
+from tfemergent.models.nhn.pruning_config import PruningConfig
+from tfemergent.models.nhn.search_config import SearchConfig
+from tfemergent.models.nhn.segment_cnn import SegmentCNN
+from tfemergent.models.nhn.training_config import TrainingConfig
+from tfemergent.utils.validation import validate_choice, validate_int
 
 NAME = "nhn"
 DESCRIPTION = (
@@ -41,29 +47,39 @@ DIGITS_SEGMENTS = (
 )
 # SegmentCNN's default: 3 segments of 4 layers (16, 32, 64 filters; kernels 3, 5, 3, 5).
 CIFAR_SEGMENTS = None
-_BUILDER_FIELDS = (
-    "epochs", "retrain_epochs", "final_epochs", "batch_size", "learning_rate",
-    "min_learning_rate", "prune_fraction", "prune_granularity", "prune_scope",
-    "prune_channel_multiple", "prune_rescale", "retrain_from_scratch", "none_probability",
-    "num_cycles", "population_size", "num_parents", "num_children", "num_fresh",
-    "search_batches", "search_batch_size", "search_eval_size", "shared_weights",
-    "search_learning_rate",
-    "min_search_learning_rate", "direction_density", "direction_epochs", "validation_fraction",
-    "seed", "search_directory", "logdir",
-)
+# `NhnConfig`'s defaults where they differ from those of the config classes: the short
+# digits run of ``tfemergent run nhn``.
+DEFAULT_TRAINING = {"epochs": 8, "batch_size": 32}
+DEFAULT_SEARCH = {"num_cycles": 5, "population_size": 10, "train_batches": 4}
+_CONFIGS = {
+    "training": (TrainingConfig, DEFAULT_TRAINING),
+    "pruning": (PruningConfig, {}),
+    "search": (SearchConfig, DEFAULT_SEARCH),
+}
+
+
+# `NhnConfig`'s defaults where they differ from those of the config classes: the short
+# digits run of ``tfemergent run nhn``.
+DEFAULT_TRAINING = {"epochs": 8, "batch_size": 32}
+DEFAULT_SEARCH = {"num_cycles": 5, "population_size": 10, "train_batches": 4}
+_CONFIGS = {
+    "training": (TrainingConfig, DEFAULT_TRAINING),
+    "pruning": (PruningConfig, {}),
+    "search": (SearchConfig, DEFAULT_SEARCH),
+}
 
 
 @dataclasses.dataclass
 class NhnConfig:
-    """Configuration of ``nhn``.
+    """Configuration of ``nhn``: the data, the base network and the builder's configs.
 
     The defaults are the short run of ``tfemergent run nhn``: the embedded 8 x 8
     digits, a base network of 3 segments (16, 16 | 32, 32 | 32 filters), 8
-    epochs per training stage, 85% of the kernels pruned, 5 search cycles of 10
-    candidates, each trained on 4 batches of 32 (so that a cycle is about one
-    pass over the training images, as in the paper). The paper: CIFAR-10, the
-    ENAS macro network (3 segments of 4 layers), 310 / 160 / 260 epochs, 300
-    cycles of 20 candidates trained on 25 batches of 100 each.
+    epochs per training stage, 85% of the kernels of every layer pruned, 5
+    search cycles of 10 candidates, each trained on 4 batches of 32 (so that a
+    cycle is about one pass over the training images, as in the paper). The
+    paper: CIFAR-10, the ENAS macro network (3 segments of 4 layers), 310 / 160
+    / 260 epochs, 300 cycles of 20 candidates trained on 25 batches of 100 each.
 
     Attributes:
         dataset: ``"digits"`` (embedded) or ``"cifar10"`` (local
@@ -75,11 +91,25 @@ class NhnConfig:
         num_train: training images used (None: all), shuffled with seed 0
             first.
         num_test: test images used (None: all).
+        training: a `TrainingConfig`, or a dict of fields overriding
+            `DEFAULT_TRAINING` (None: `DEFAULT_TRAINING`).
+        pruning: a `PruningConfig`, or a dict of its fields.
+        search: a `SearchConfig`, or a dict of fields overriding
+            `DEFAULT_SEARCH`.
+        seed: the builder's seed (and the base network's).
+        logdir: TensorBoard directory of the training stages, or None.
         export: directory for the final model's SavedModel, or None.
         plots: directory for the PNG plots (stage table, search), or None.
         verbose: 0 silent, 1 stages, search cycles and the table, 2 also one
             line per trial.
-        The other fields are those of `tfemergent.models.NeuronHierarchyBuilder`.
+
+    Example:
+
+    >>> config = NhnConfig(search={"num_cycles": 2}, verbose=0)
+    >>> config.training.epochs, config.search.num_cycles, config.search.population_size
+    (8, 2, 10)
+    >>> config.replace(num_train=100, training={"epochs": 1}).training.batch_size
+    32
     """
 
     dataset: str = "digits"
@@ -87,35 +117,10 @@ class NhnConfig:
     segments: list = None
     num_train: int = None
     num_test: int = None
-    epochs: int = 8
-    retrain_epochs: int = None
-    final_epochs: int = None
-    batch_size: int = 32
-    learning_rate: float = 0.05
-    min_learning_rate: float = 0.001
-    prune_fraction: float = 0.85
-    prune_granularity: str = "kernel"
-    prune_scope: str = "model"
-    prune_channel_multiple: int = 1
-    prune_rescale: bool = False
-    retrain_from_scratch: bool = False
-    none_probability: float = 0.8
-    num_cycles: int = 5
-    population_size: int = 10
-    num_parents: int = 3
-    num_children: int = 3
-    num_fresh: int = 2
-    search_batches: int = 4
-    search_batch_size: int = 32
-    search_eval_size: int = None
-    shared_weights: str = "sequential"
-    search_learning_rate: float = 0.01
-    min_search_learning_rate: float = 0.001
-    direction_density: float = 0.1
-    direction_epochs: int = 1
-    validation_fraction: float = 0.1
+    training: TrainingConfig = None
+    pruning: PruningConfig = None
+    search: SearchConfig = None
     seed: int = 0
-    search_directory: str = None
     logdir: str = None
     export: str = None
     plots: str = None
@@ -127,30 +132,36 @@ class NhnConfig:
             self.segments = DIGITS_SEGMENTS if self.dataset == "digits" else CIFAR_SEGMENTS
         self.num_train = validate_int("num_train", self.num_train, minimum=20, allow_none=True)
         self.num_test = validate_int("num_test", self.num_test, minimum=1, allow_none=True)
-        self.epochs = validate_int("epochs", self.epochs, minimum=1)
-        self.batch_size = validate_int("batch_size", self.batch_size, minimum=1)
-        self.prune_fraction = validate_float(
-            "prune_fraction", self.prune_fraction, minimum=0.0, maximum=0.999
-        )
+        for name, (cls, defaults) in _CONFIGS.items():
+            setattr(self, name, validate_config(name, getattr(self, name), cls, defaults))
         self.verbose = validate_int("verbose", self.verbose, minimum=0, maximum=2)
-        # The builder validates the rest; build it now so that errors come early.
+        # The builder validates the rest (spec, seed); build it now so that errors come early.
         self.builder()
+
+    def replace(self, **overrides):
+        """A copy with ``overrides``; a dict for ``training``, ``pruning`` or ``search``
+        overrides fields of this config's object."""
+        for name, (cls, _) in _CONFIGS.items():
+            if isinstance(overrides.get(name), dict):
+                current = getattr(self, name).get_config()
+                overrides[name] = validate_config(name, overrides[name], cls, current)
+        return dataclasses.replace(self, **overrides)
 
     def spec(self):
         """The base `SegmentCNN` of this configuration."""
-        from tfemergent.models import SegmentCNN
-
         image_shape = datasets.loaders.IMAGE_SHAPES[self.dataset]
         return SegmentCNN(image_shape, 10, self.segments, seed=self.seed)
 
     def builder(self):
         """The `NeuronHierarchyBuilder` of this configuration."""
-        from tfemergent.models import NeuronHierarchyBuilder
-
         return NeuronHierarchyBuilder(
             self.spec(),
+            training=self.training,
+            pruning=self.pruning,
+            search=self.search,
+            seed=self.seed,
+            logdir=self.logdir,
             verbose=self.verbose,
-            **{name: getattr(self, name) for name in _BUILDER_FIELDS},
         )
 
 
@@ -316,9 +327,9 @@ def add_arguments(parser):
     parser.add_argument("--prune-fraction", type=float, default=0.85)
     parser.add_argument("--prune-granularity", default="kernel", choices=("kernel", "channel"),
                         help="kernel (the paper's) or whole output channels")
-    parser.add_argument("--prune-scope", default="model", choices=("model", "layer"),
-                        help="one threshold for the model (the paper's) or the same "
-                             "fraction of every layer")
+    parser.add_argument("--prune-scope", default="layer", choices=("model", "layer"),
+                        help="the same fraction of every layer (default) or one threshold "
+                             "for the model (the paper's; can leave a layer with one channel)")
     parser.add_argument("--prune-channel-multiple", type=int, default=1,
                         help="with --prune-granularity channel: kept widths rounded down to "
                              "a multiple of this")
@@ -363,34 +374,43 @@ def config_from_args(args):
     """Build an `NhnConfig` from parsed command-line arguments."""
     small = args.dataset == "digits"
     population = args.population or (10 if small else 20)
-    evolution = evolution_settings(population)
+    parents, children, fresh = evolution_settings(population)
+    training = TrainingConfig(
+        epochs=args.epochs or (8 if small else 30),
+        retrain_epochs=args.retrain_epochs,
+        final_epochs=args.final_epochs,
+        batch_size=args.batch_size or (32 if small else 100),
+    )
+    pruning = PruningConfig(
+        fraction=args.prune_fraction,
+        granularity=args.prune_granularity,
+        scope=args.prune_scope,
+        channel_multiple=args.prune_channel_multiple,
+        rescale=args.prune_rescale,
+    )
+    search = SearchConfig(
+        num_cycles=args.cycles or (5 if small else 20),
+        population_size=population,
+        num_parents=parents,
+        num_children=children,
+        num_fresh=fresh,
+        train_batches=args.search_batches or (4 if small else 25),
+        batch_size=32 if small else 100,
+        eval_size=None if small else 500,
+        shared_weights=args.shared_weights,
+        directory=args.search_dir,
+    )
     return NhnConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
         num_train=args.num_train,
         num_test=args.num_test,
-        epochs=args.epochs or (8 if small else 30),
-        retrain_epochs=args.retrain_epochs,
-        final_epochs=args.final_epochs,
-        batch_size=args.batch_size or (32 if small else 100),
-        prune_fraction=args.prune_fraction,
-        prune_granularity=args.prune_granularity,
-        prune_scope=args.prune_scope,
-        prune_channel_multiple=args.prune_channel_multiple,
-        prune_rescale=args.prune_rescale,
-        shared_weights=args.shared_weights,
-        num_cycles=args.cycles or (5 if small else 20),
-        population_size=population,
-        search_batches=args.search_batches or (4 if small else 25),
-        search_batch_size=32 if small else 100,
-        search_eval_size=None if small else 500,
-        search_directory=args.search_dir,
+        training=training,
+        pruning=pruning,
+        search=search,
         seed=args.seed,
         logdir=args.logdir,
         export=args.export,
         plots=args.plots,
         verbose=0 if args.quiet else 1,
-        num_parents=evolution[0],
-        num_children=evolution[1],
-        num_fresh=evolution[2],
     )

@@ -1,131 +1,35 @@
 """`LocationEvaluator`: the fitness of add-on locations with weights shared between trials."""
 
 import hashlib
-import json
 import math
 import os
-import re
 import threading
 
 import numpy as np
 
 from tfemergent.models.nhn.add_on_super_network import AddOnSuperNetwork
+from tfemergent.models.nhn.data_checks import validate_images_and_labels, validate_pair
+from tfemergent.models.nhn.per_cycle_sharing import TRIALS_DIRECTORY_NAME, PerCycleSharing
+from tfemergent.models.nhn.sequential_sharing import SequentialSharing
+from tfemergent.models.nhn.trial_weight_store import (
+    FINGERPRINT_NAME,
+    MEMBER_RECORD_NAME,
+    MEMBER_WEIGHTS_NAME,
+    TrialWeightStore,
+)
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 SHARED_DIRECTORY_NAME = "shared_add_ons"
-TRIALS_DIRECTORY_NAME = "trials"
-FINGERPRINT_NAME = "fingerprint.json"
-MEMBER_WEIGHTS_NAME = "add_ons.npz"
-MEMBER_RECORD_NAME = "add_ons.json"
-SHARED_WEIGHTS_MODES = ("sequential", "per_cycle")
-_SNAPSHOT = "before_trial_{}.npz"
-_OVERLAY = "after_trial_{}.npz"
-_SNAPSHOT_PATTERN = re.compile(r"^before_trial_(\d+)\.npz$")
-_OVERLAY_PATTERN = re.compile(r"^after_trial_(\d+)\.npz$")
-
-
-def _temporary_path(path, suffix):
-    # Unique per process and thread: several workers may write the same file at once.
-    return f"{path}.{os.getpid()}-{threading.get_ident()}.tmp{suffix}"
-
-
-def _save_npz(path, weights):
-    temporary = _temporary_path(path, ".npz")
-    np.savez(temporary, **weights)
-    os.replace(temporary, path)
-
-
-def _save_json(path, value):
-    temporary = _temporary_path(path, ".json")
-    with open(temporary, "w") as file:
-        json.dump(value, file, indent=1)
-    os.replace(temporary, path)
+SHARING_POLICIES = {"sequential": SequentialSharing, "per_cycle": PerCycleSharing}
+SHARED_WEIGHTS_MODES = tuple(SHARING_POLICIES)
+__all__ = [
+    "FINGERPRINT_NAME", "LocationEvaluator", "MEMBER_RECORD_NAME", "MEMBER_WEIGHTS_NAME",
+    "SHARED_DIRECTORY_NAME", "SHARED_WEIGHTS_MODES", "TRIALS_DIRECTORY_NAME",
+]
 
 
 def _all_finite(weights):
     return all(np.all(np.isfinite(value)) for value in weights.values())
-
-
-def _load_npz(path):
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
-
-
-class _SharedWeightStore:
-    """Snapshots (state before a cycle's first trial) and overlays (one trial's add-ons).
-
-    Kept in memory and, with a directory, on disk (written atomically). Private.
-    """
-
-    def __init__(self, initial):
-        self.directory = None
-        self.snapshots = {0: initial}
-        self.overlays = {}
-
-    def _ids(self, pattern):
-        if self.directory is None or not os.path.isdir(self.directory):
-            return set()
-        ids = set()
-        for name in os.listdir(self.directory):
-            match = pattern.match(name)
-            if match:
-                ids.add(int(match.group(1)))
-        return ids
-
-    def snapshot_ids(self):
-        return set(self.snapshots) | self._ids(_SNAPSHOT_PATTERN)
-
-    def snapshot(self, trial_id):
-        if trial_id in self.snapshots:
-            return self.snapshots[trial_id]
-        return _load_npz(os.path.join(self.directory, _SNAPSHOT.format(trial_id)))
-
-    def overlay(self, trial_id):
-        if trial_id in self.overlays:
-            return self.overlays[trial_id]
-        if self.directory is not None:
-            path = os.path.join(self.directory, _OVERLAY.format(trial_id))
-            if os.path.exists(path):
-                return _load_npz(path)
-        return None
-
-    def save_snapshot(self, trial_id, weights):
-        """Save the state before ``trial_id``; forget what came before it."""
-        self.snapshots[trial_id] = weights
-        if self.directory is not None:
-            _save_npz(os.path.join(self.directory, _SNAPSHOT.format(trial_id)), weights)
-        for old in [key for key in self.snapshots if key < trial_id]:
-            del self.snapshots[old]
-        for old in [key for key in self.overlays if key < trial_id]:
-            del self.overlays[old]
-        for pattern, name in ((_SNAPSHOT_PATTERN, _SNAPSHOT), (_OVERLAY_PATTERN, _OVERLAY)):
-            for old in self._ids(pattern):
-                if old < trial_id:
-                    try:
-                        os.remove(os.path.join(self.directory, name.format(old)))
-                    except FileNotFoundError:  # removed by another worker
-                        pass
-
-    def save_overlay(self, trial_id, weights):
-        self.overlays[trial_id] = weights
-        if self.directory is not None:
-            _save_npz(os.path.join(self.directory, _OVERLAY.format(trial_id)), weights)
-
-
-def _check_split(name, images, labels, image_shape):
-    images = np.asarray(images, "float32")
-    labels = np.asarray(labels)
-    if images.ndim != 4 or images.shape[1:] != tuple(image_shape) or len(images) == 0:
-        raise ValueError(
-            f"Argument `{name}` images must be a non-empty float array (n,) + "
-            f"{tuple(image_shape)}. Received: images with shape {images.shape}"
-        )
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"Argument `{name}` labels must be an int array ({len(images)},). "
-            f"Received: labels with shape {labels.shape} and dtype {labels.dtype}"
-        )
-    return images, labels.astype("int64")
 
 
 class LocationEvaluator:
@@ -165,7 +69,7 @@ class LocationEvaluator:
     The add-on weights are shared between the trials (as ENAS shares its
     weights); ``shared_weights`` says how.
 
-    **``shared_weights="sequential"``** (the default). The state a trial
+    **``shared_weights="sequential"``** (the default, `SequentialSharing`). The state a trial
     starts from is the state left by the trial before it (in trial order):
     member ``k`` of a cycle continues from member ``k - 1``. The evaluator
     checkpoints that state so that a search killed at any point and resumed
@@ -186,7 +90,7 @@ class LocationEvaluator:
     ``requires_sequential`` is True, `SearchRunner` refuses an executor with
     a ``ValueError``, and a concurrent call raises ``RuntimeError``.
 
-    **``shared_weights="per_cycle"``** (for parallel evaluation). Every
+    **``shared_weights="per_cycle"``** (for parallel evaluation, `PerCycleSharing`). Every
     member of cycle ``t`` starts from the same *cycle-start state* ``S_t``
     (``S_0``: the super-network's add-on weights when the evaluator was
     created), trains on its own slice of the batches, and saves the trained
@@ -219,7 +123,7 @@ class LocationEvaluator:
     in memory (one process only). After a search, ``restore(num_trials)``
     sets the merged state of the last cycle.
 
-    **Files.** Written atomically (a temporary file and ``os.replace``) into
+    **Files** (`TrialWeightStore`). Written atomically (a temporary file and ``os.replace``) into
     ``directory``, by default ``<runner directory>/shared_add_ons`` (found
     from ``trial.directory``, which `SearchRunner` sets to
     ``<runner directory>/trials/<id>``). Without any directory the state
@@ -334,19 +238,28 @@ class LocationEvaluator:
                 "Argument `network` must be a tfemergent.models.AddOnSuperNetwork. "
                 f"Received: network={network!r}"
             )
-        for name, data in (("train_data", train_data), ("validation_data", validation_data)):
-            if not isinstance(data, (list, tuple)) or len(data) != 2:
-                raise ValueError(
-                    f"Argument `{name}` must be a pair (images, labels). "
-                    f"Received: {name} of type {type(data).__name__}"
-                )
         self.network = network
-        self.train_images, self.train_labels = _check_split(
-            "train_data", *train_data, network.image_shape
+        self.train_images, self.train_labels = validate_images_and_labels(
+            "train_data", *validate_pair("train_data", train_data), network.image_shape
         )
-        self.validation_images, self.validation_labels = _check_split(
-            "validation_data", *validation_data, network.image_shape
+        self.validation_images, self.validation_labels = validate_images_and_labels(
+            "validation_data", *validate_pair("validation_data", validation_data),
+            network.image_shape,
         )
+        self._set_settings(train_batches, batch_size, eval_size, learning_rate,
+                           min_learning_rate, num_cycles, momentum, directory, seed)
+        self.shared_weights = validate_choice(
+            "shared_weights", shared_weights, SHARED_WEIGHTS_MODES
+        )
+        self._initial = network.add_on_weights()
+        self._store = TrialWeightStore()
+        self._sharing = SHARING_POLICIES[self.shared_weights](self._initial, self._store)
+        self.requires_sequential = self._sharing.requires_sequential
+        self._fingerprint = None
+        self._lock = threading.Lock()
+
+    def _set_settings(self, train_batches, batch_size, eval_size, learning_rate,
+                      min_learning_rate, num_cycles, momentum, directory, seed):
         self.train_batches = validate_int("train_batches", train_batches, minimum=1)
         self.batch_size = validate_int("batch_size", batch_size, minimum=1)
         self.eval_size = validate_int("eval_size", eval_size, minimum=1, allow_none=True)
@@ -354,10 +267,7 @@ class LocationEvaluator:
             "learning_rate", learning_rate, minimum=0.0, min_inclusive=False
         )
         self.min_learning_rate = validate_float(
-            "min_learning_rate",
-            min_learning_rate,
-            minimum=0.0,
-            maximum=self.learning_rate,
+            "min_learning_rate", min_learning_rate, minimum=0.0, maximum=self.learning_rate,
             min_inclusive=False,
         )
         self.num_cycles = validate_int("num_cycles", num_cycles, minimum=1, allow_none=True)
@@ -369,20 +279,6 @@ class LocationEvaluator:
             )
         self.directory = None if directory is None else os.path.abspath(os.fspath(directory))
         self.seed = validate_int("seed", seed, minimum=0)
-        self.shared_weights = validate_choice(
-            "shared_weights", shared_weights, SHARED_WEIGHTS_MODES
-        )
-        self.requires_sequential = self.shared_weights == "sequential"
-        self._initial = network.add_on_weights()
-        self._store = _SharedWeightStore(self._initial)
-        self._position = 0  # the in-memory weights are the state before this trial
-        self._fingerprint = None
-        self._checked_directories = set()
-        self._lock = threading.Lock()
-        # per_cycle: the members' results and the cycle-start states, in memory.
-        self._members_root = None
-        self._members = {}  # trial_id -> (record, trained weights)
-        self._cycle_starts = {0: self._initial}  # first trial of a cycle -> state
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -444,9 +340,9 @@ class LocationEvaluator:
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, trial):
-        if self.shared_weights == "per_cycle":
+        if not self.requires_sequential:
             with self._lock:  # one network per evaluator: threads take turns
-                return self._evaluate_per_cycle(trial)
+                return self._evaluate(trial)
         if not self._lock.acquire(blocking=False):
             raise RuntimeError(
                 "LocationEvaluator evaluates one trial at a time: the trials share the "
@@ -471,71 +367,10 @@ class LocationEvaluator:
             )
         return trial.info["cycle"], trial.info["member"]
 
-    def _train_and_score(self, trial, cycle, member):
-        """Train the trial's add-ons from the current weights; the result and their weights."""
-        self.network.set_genome(trial.params)
-        add_ons = self.network.active_add_ons
-        before = self.network.add_on_weights(add_ons)
-        learning_rate = self.learning_rate_of(cycle)
-        indices = self.member_indices(cycle, member)
-        failure = None
-        if add_ons:
-            loss = self.network.train_add_ons(
-                self.train_images[indices],
-                self.train_labels[indices],
-                batch_size=self.batch_size,
-                learning_rate=learning_rate,
-                momentum=self.momentum,
-            )
-            trained = self.network.add_on_weights(add_ons)
-            if not math.isfinite(loss) or not _all_finite(trained):
-                failure = f"the training of the add-ons diverged (train_loss={loss})"
-                self.network.set_add_on_weights(before)  # the divergence does not spread
-                trained = before
-        else:
-            loss = None  # nothing to train: the frozen base network
-            trained = {}
-        if failure is None:
-            validation = self.validation_indices(cycle, member)
-            fitness = float(
-                self.network.accuracy(
-                    self.validation_images[validation], self.validation_labels[validation]
-                )
-            )
-        else:
-            fitness = math.nan
-        result = {
-            "fitness": fitness,
-            "train_loss": loss,
-            "num_add_ons": len(add_ons),
-            "learning_rate": learning_rate,
-        }
-        if failure is not None:
-            result["failure"] = failure
-        return result, trained
-
     def _evaluate(self, trial):
         cycle, member = self._trial_info(trial)
         self._use_directory(trial)
-        self._restore(trial.trial_id)
-        if member == 0:
-            self._store.save_snapshot(trial.trial_id, self.network.add_on_weights())
-        result, trained = self._train_and_score(trial, cycle, member)
-        self._store.save_overlay(trial.trial_id, trained)
-        self._position = trial.trial_id + 1
-        return result
-
-    # ------------------------------------------------------------------ per_cycle
-    def _evaluate_per_cycle(self, trial):
-        cycle, member = self._trial_info(trial)
-        self._use_directory(trial)
-        if getattr(trial, "directory", None):
-            self._members_root = os.path.dirname(os.path.abspath(trial.directory))
-        elif self._store.directory is not None:
-            self._members_root = os.path.join(self._store.directory, TRIALS_DIRECTORY_NAME)
-        first = trial.trial_id - member
-        self.network.set_add_on_weights(self._cycle_start(first))
-        self._position = None  # the sequential mode's bookkeeping does not apply
+        self._sharing.start(self.network, trial, member)
         result, trained = self._train_and_score(trial, cycle, member)
         fitness = result["fitness"]
         record = {
@@ -544,124 +379,50 @@ class LocationEvaluator:
             "member": member,
             "fitness": fitness if math.isfinite(fitness) else None,
         }
-        self._save_member(record, trained)
+        self._sharing.finish(record, trained)
         return result
 
-    def _member_directory(self, trial_id):
-        if self._members_root is None:
-            return None
-        return os.path.join(self._members_root, str(trial_id))
+    def _train(self, add_ons, cycle, member):
+        """Train ``add_ons`` on the member's slice; ``(loss, trained weights, failure)``."""
+        if not add_ons:
+            return None, {}, None  # nothing to train: the frozen base network
+        before = self.network.add_on_weights(add_ons)
+        indices = self.member_indices(cycle, member)
+        loss = self.network.train_add_ons(
+            self.train_images[indices],
+            self.train_labels[indices],
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate_of(cycle),
+            momentum=self.momentum,
+        )
+        trained = self.network.add_on_weights(add_ons)
+        if math.isfinite(loss) and _all_finite(trained):
+            return loss, trained, None
+        self.network.set_add_on_weights(before)  # the divergence does not spread
+        return loss, before, f"the training of the add-ons diverged (train_loss={loss})"
 
-    def _save_member(self, record, weights):
-        self._members[record["trial_id"]] = (record, weights)
-        directory = self._member_directory(record["trial_id"])
-        if directory is not None:
-            os.makedirs(directory, exist_ok=True)
-            _save_npz(os.path.join(directory, MEMBER_WEIGHTS_NAME), weights)
-            # The record last: its presence means the weights are complete.
-            _save_json(os.path.join(directory, MEMBER_RECORD_NAME), record)
-
-    def _member(self, trial_id):
-        """``(record, trained weights)`` of a per-cycle trial, from memory or its directory."""
-        if trial_id in self._members:
-            return self._members[trial_id]
-        directory = self._member_directory(trial_id)
-        path = None if directory is None else os.path.join(directory, MEMBER_RECORD_NAME)
-        if path is None or not os.path.exists(path):
-            where = path or "memory (no trial directory)"
-            raise RuntimeError(
-                f"Cannot compute the cycle-start add-on weights: the result of trial {trial_id} "
-                f"of the previous cycle is missing in {where}. With shared_weights='per_cycle' "
-                "every trial of a cycle must be evaluated before the next cycle, with trial "
-                "directories that every worker sees (a SearchRunner with a `directory` does "
-                "this)."
+    def _train_and_score(self, trial, cycle, member):
+        """Train the trial's add-ons from the current weights; the result and their weights."""
+        self.network.set_genome(trial.params)
+        add_ons = self.network.active_add_ons
+        loss, trained, failure = self._train(add_ons, cycle, member)
+        fitness = math.nan
+        if failure is None:
+            validation = self.validation_indices(cycle, member)
+            fitness = float(
+                self.network.accuracy(
+                    self.validation_images[validation], self.validation_labels[validation]
+                )
             )
-        with open(path) as file:
-            record = json.load(file)
-        member = (record, _load_npz(os.path.join(directory, MEMBER_WEIGHTS_NAME)))
-        self._members[trial_id] = member
-        return member
-
-    def _load_cycle_start(self, first):
-        if first in self._cycle_starts:
-            return self._cycle_starts[first]
-        if self._store.directory is None:
-            return None
-        try:
-            weights = _load_npz(os.path.join(self._store.directory, _SNAPSHOT.format(first)))
-        except FileNotFoundError:
-            return None
-        self._remember_cycle_start(first, weights)
-        return weights
-
-    def _remember_cycle_start(self, first, weights):
-        """Keep in memory ``S_0``, the two latest cycle-start states and the members
-        from the older of those two on (enough to compute the latest again)."""
-        self._cycle_starts[first] = weights
-        latest = sorted(key for key in self._cycle_starts if key != 0)[-2:]
-        self._cycle_starts = {
-            key: value for key, value in self._cycle_starts.items() if key == 0 or key in latest
+        result = {
+            "fitness": fitness,
+            "train_loss": loss,
+            "num_add_ons": len(add_ons),
+            "learning_rate": self.learning_rate_of(cycle),
         }
-        keep_from = latest[0] if len(latest) == 2 else 0
-        self._members = {key: value for key, value in self._members.items() if key >= keep_from}
-
-    def _cycle_start(self, first):
-        """The add-on weights every member of the cycle starting at trial ``first`` starts from."""
-        chain = []  # (first trial of a cycle, first trial of the cycle before), latest first
-        current = first
-        weights = self._load_cycle_start(current)
-        while weights is None:
-            last_record, _ = self._member(current - 1)
-            previous = current - (last_record["member"] + 1)
-            if previous < 0:
-                raise RuntimeError(
-                    f"Trial {current - 1} was evaluated as member {last_record['member']}, "
-                    f"which does not end a cycle before trial {current}. Received: "
-                    f"record={last_record}"
-                )
-            chain.append((current, previous))
-            current = previous
-            weights = self._load_cycle_start(current)
-        for start, previous in reversed(chain):
-            weights = self._merge(weights, previous, start)
-            if self._store.directory is not None:
-                _save_npz(os.path.join(self._store.directory, _SNAPSHOT.format(start)), weights)
-                self._delete_old_cycle_starts(previous)
-            self._remember_cycle_start(start, weights)
-        return weights
-
-    def _merge(self, weights, first, end):
-        """``weights`` updated with the best-fitness member's copy of each add-on trained
-        by the trials ``first .. end - 1`` (one cycle)."""
-        merged = dict(weights)
-        chosen = {}  # key -> fitness of the member whose copy is kept
-        cycle = None
-        for trial_id in range(first, end):
-            record, trained = self._member(trial_id)
-            if cycle is None:
-                cycle = record["cycle"]
-            if record["cycle"] != cycle or record["member"] != trial_id - first:
-                raise RuntimeError(
-                    f"Trial {trial_id} was evaluated as member {record['member']} of cycle "
-                    f"{record['cycle']}, expected member {trial_id - first} of cycle {cycle}: "
-                    "the trial directories belong to another search. Received: "
-                    f"record={record}"
-                )
-            if record["fitness"] is None:  # failed: its weights are not kept
-                continue
-            for key, value in trained.items():
-                if key not in chosen or record["fitness"] > chosen[key]:
-                    chosen[key] = record["fitness"]
-                    merged[key] = value
-        return merged
-
-    def _delete_old_cycle_starts(self, keep_from):
-        for old in self._store._ids(_SNAPSHOT_PATTERN):
-            if old < keep_from:
-                try:
-                    os.remove(os.path.join(self._store.directory, _SNAPSHOT.format(old)))
-                except FileNotFoundError:  # removed by another worker
-                    pass
+        if failure is not None:
+            result["failure"] = failure
+        return result, trained
 
     # ------------------------------------------------------------------ checkpoints
     def _use_directory(self, trial):
@@ -671,32 +432,13 @@ class LocationEvaluator:
                 os.path.dirname(os.path.dirname(os.path.abspath(trial.directory))),
                 SHARED_DIRECTORY_NAME,
             )
-        self._open(directory)
+        self._store.open(directory, None if directory is None else self.fingerprint())
 
-    def _open(self, directory):
-        """Use ``directory`` for the checkpoints (None: memory only); check its fingerprint."""
-        self._store.directory = directory
-        if directory is None or directory in self._checked_directories:
-            return
-        os.makedirs(directory, exist_ok=True)
-        fingerprint = self._compute_fingerprint()
-        path = os.path.join(directory, FINGERPRINT_NAME)
-        if os.path.exists(path):
-            with open(path) as file:
-                saved = json.load(file)
-            if saved != fingerprint:
-                raise ValueError(
-                    f"The shared add-on weights in {directory} belong to another search: the "
-                    "super-network's base or initial add-on weights, the data or the "
-                    "evaluator's settings differ (fingerprint.json). Resume with exactly the "
-                    "same super-network and data, or use another directory. Received: "
-                    f"fingerprint={fingerprint}, saved={saved}"
-                )
-        else:
-            _save_json(path, fingerprint)
-        self._checked_directories.add(directory)
+    def fingerprint(self):
+        """Hashes of the frozen base and initial add-on weights, of the data, and the settings.
 
-    def _compute_fingerprint(self):
+        A directory written for another fingerprint is refused.
+        """
         if self._fingerprint is None:
             digest = hashlib.sha256()
             trainable = {id(weight) for weight in self.network.trainable_weights}
@@ -711,12 +453,8 @@ class LocationEvaluator:
                 digest.update(np.ascontiguousarray(value).tobytes())
             weights = digest.hexdigest()
             digest = hashlib.sha256()
-            for array in (
-                self.train_images,
-                self.train_labels,
-                self.validation_images,
-                self.validation_labels,
-            ):
+            for array in (self.train_images, self.train_labels, self.validation_images,
+                          self.validation_labels):
                 digest.update(str(array.shape).encode())
                 digest.update(np.ascontiguousarray(array).tobytes())
             settings = self.get_config()
@@ -745,54 +483,6 @@ class LocationEvaluator:
         """
         trial_id = validate_int("trial_id", trial_id, minimum=0)
         if self._store.directory is None and self.directory is not None:
-            self._open(self.directory)
-        if self.shared_weights == "sequential":
-            self._restore(trial_id)
-            return
+            self._store.open(self.directory, self.fingerprint())
         with self._lock:
-            if self._members_root is None and self._store.directory is not None:
-                inside = os.path.join(self._store.directory, TRIALS_DIRECTORY_NAME)
-                beside = os.path.join(
-                    os.path.dirname(self._store.directory), TRIALS_DIRECTORY_NAME
-                )
-                self._members_root = inside if os.path.isdir(inside) else beside
-            try:
-                record, _ = self._member(trial_id)
-            except RuntimeError:
-                record = None  # not evaluated: e.g. the end of the search
-            if record is not None and record["member"] != 0:
-                raise ValueError(
-                    "With shared_weights='per_cycle', `trial_id` must be the first trial of a "
-                    f"cycle or the number of trials of the search; trial {trial_id} is member "
-                    f"{record['member']} of cycle {record['cycle']}. Received: "
-                    f"trial_id={trial_id}"
-                )
-            self.network.set_add_on_weights(self._cycle_start(trial_id))
-            self._position = None
-
-    def _restore(self, trial_id):
-        """Make the network's add-on weights the shared state before ``trial_id``."""
-        if self._position == trial_id:
-            return
-        candidates = [key for key in self._store.snapshot_ids() if key <= trial_id]
-        if not candidates:
-            raise RuntimeError(
-                f"Cannot restore the shared add-on weights before trial {trial_id}: it belongs "
-                "to a cycle before the latest snapshot, whose earlier states are deleted. "
-                "Only trials of the current cycle can be evaluated again."
-            )
-        start = max(candidates)
-        weights = dict(self._store.snapshot(start))
-        for previous in range(start, trial_id):
-            overlay = self._store.overlay(previous)
-            if overlay is None:
-                where = self._store.directory or "memory (no directory)"
-                raise RuntimeError(
-                    f"Cannot restore the shared add-on weights before trial {trial_id}: the "
-                    f"weights after trial {previous} are missing in {where}. Trials must be "
-                    "evaluated in order, resuming from the checkpoint directory of the same "
-                    "search."
-                )
-            weights.update(overlay)
-        self.network.set_add_on_weights(weights)
-        self._position = trial_id
+            self._sharing.restore(self.network, trial_id)

@@ -83,6 +83,84 @@ def _normalize_segments(segments):
     return normalized
 
 
+def _normalize_source(name, source, segment, target):
+    """An add-on's source: ``SEGMENT_INPUT`` or a layer index before ``target``."""
+    if source == SEGMENT_INPUT:
+        return source
+    if isinstance(source, bool) or not isinstance(source, (int, np.integer)) or not (
+        0 <= source < target
+    ):
+        raise ValueError(
+            f"Argument `add_ons`: {name}['source'] must be {SEGMENT_INPUT!r} (the "
+            f"segment's input) or a layer of segment {segment} before the target "
+            f"layer {target}, i.e. an integer in [0, {target - 1}]. "
+            f"Received: {name}['source']={source!r}"
+        )
+    return int(source)
+
+
+def _normalize_connection_mask(name, mask, shape):
+    """An add-on's connection mask as a 0/1 nested list of ``shape``, or None."""
+    if mask is None:
+        return None
+    try:
+        values = np.asarray(mask, dtype="float64")
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.shape != shape or not np.all((values == 0) | (values == 1)):
+        raise ValueError(
+            f"Argument `add_ons`: {name}['connection_mask'] must be a 0/1 array of "
+            f"shape (source channels, target filters) = {shape}, or None. "
+            f"Received: {name}['connection_mask']={mask!r}"
+        )
+    return values.astype(int).tolist()
+
+
+def _model_layers(model):
+    """The convolutions ``{(segment, layer): MaskedConv2D}`` and add-on dicts of a model."""
+    convs = {}
+    add_ons = []
+    for layer in model.layers:
+        match = _CONV_PATTERN.match(layer.name)
+        if match and isinstance(layer, MaskedConv2D):
+            convs[(int(match.group(1)), int(match.group(2)))] = layer
+        match = _ADD_ON_PATTERN.match(layer.name)
+        if match and isinstance(layer, AddOnConv2D):
+            source = match.group(2)
+            add_ons.append(
+                {
+                    "segment": int(match.group(1)),
+                    "source": source if source == SEGMENT_INPUT else int(source),
+                    "target": int(match.group(3)),
+                    "kernel_size": layer.kernel_size,
+                }
+            )
+    return convs, add_ons
+
+
+def _segments_of(convs):
+    """``(segments, problem)``: the segment specs of the convolutions, or what is wrong."""
+    num_segments = 1 + max(segment for segment, _ in convs)
+    segments = []
+    for segment in range(num_segments):
+        num_layers = 1 + max((l for s, l in convs if s == segment), default=-1)
+        if num_layers == 0 or any((segment, l) not in convs for l in range(num_layers)):
+            return None, (
+                f"the convolutions of segment {segment} are not "
+                f"conv_{segment}_0, conv_{segment}_1, ..."
+            )
+        segments.append(
+            [
+                {
+                    "filters": convs[(segment, l)].filters,
+                    "kernel_size": convs[(segment, l)].kernel_size,
+                }
+                for l in range(num_layers)
+            ]
+        )
+    return segments, None
+
+
 class SegmentCNN:
     """The base network of Neuron Hierarchical Networks: a spec that builds a Keras model.
 
@@ -203,7 +281,7 @@ class SegmentCNN:
         self.add_ons = self._normalize_add_ons(add_ons)
 
     # ------------------------------------------------------------------ add-ons
-    def _input_channels(self, segment, source):
+    def input_channels(self, segment, source):
         """Channels of an add-on's source: a layer of the segment or its input."""
         if source != SEGMENT_INPUT:
             return self.segments[segment][source]["filters"]
@@ -232,18 +310,7 @@ class SegmentCNN:
         target = validate_int(
             f"{name}['target']", add_on["target"], minimum=0, maximum=num_layers - 1
         )
-        source = add_on["source"]
-        if source != SEGMENT_INPUT:
-            if isinstance(source, bool) or not isinstance(source, (int, np.integer)) or not (
-                0 <= source < target
-            ):
-                raise ValueError(
-                    f"Argument `add_ons`: {name}['source'] must be {SEGMENT_INPUT!r} (the "
-                    f"segment's input) or a layer of segment {segment} before the target "
-                    f"layer {target}, i.e. an integer in [0, {target - 1}]. "
-                    f"Received: {name}['source']={source!r}"
-                )
-            source = int(source)
+        source = _normalize_source(name, add_on["source"], segment, target)
         kernel_size = add_on["kernel_size"]
         if not _is_choice(kernel_size, ADD_ON_KERNEL_SIZES):
             raise ValueError(
@@ -257,20 +324,8 @@ class SegmentCNN:
             maximum=1.0,
             min_inclusive=False,
         )
-        mask = add_on.get("connection_mask")
-        shape = (self._input_channels(segment, source), self.segments[segment][target]["filters"])
-        if mask is not None:
-            try:
-                values = np.asarray(mask, dtype="float64")
-            except (TypeError, ValueError):
-                values = None
-            if values is None or values.shape != shape or not np.all((values == 0) | (values == 1)):
-                raise ValueError(
-                    f"Argument `add_ons`: {name}['connection_mask'] must be a 0/1 array of "
-                    f"shape (source channels, target filters) = {shape}, or None. "
-                    f"Received: {name}['connection_mask']={mask!r}"
-                )
-            mask = values.astype(int).tolist()
+        shape = (self.input_channels(segment, source), self.segments[segment][target]["filters"])
+        mask = _normalize_connection_mask(name, add_on.get("connection_mask"), shape)
         return {
             "segment": segment,
             "source": source,
@@ -519,47 +574,14 @@ class SegmentCNN:
                 f"Received: model={model!r}"
             )
         layers = {layer.name: layer for layer in model.layers}
-        convs = {}
-        add_ons = []
-        for layer_name, layer in layers.items():
-            match = _CONV_PATTERN.match(layer_name)
-            if match and isinstance(layer, MaskedConv2D):
-                convs[(int(match.group(1)), int(match.group(2)))] = layer
-            match = _ADD_ON_PATTERN.match(layer_name)
-            if match and isinstance(layer, AddOnConv2D):
-                source = match.group(2)
-                add_ons.append(
-                    {
-                        "segment": int(match.group(1)),
-                        "source": source if source == SEGMENT_INPUT else int(source),
-                        "target": int(match.group(3)),
-                        "kernel_size": layer.kernel_size,
-                    }
-                )
+        convs, add_ons = _model_layers(model)
         head = layers.get(HEAD_NAME)
-        problem = None
         if not convs or not isinstance(head, keras.layers.Dense):
-            problem = "it has no 'conv_{s}_{l}' MaskedConv2D layers or no Dense 'head'"
+            segments, problem = None, (
+                "it has no 'conv_{s}_{l}' MaskedConv2D layers or no Dense 'head'"
+            )
         else:
-            num_segments = 1 + max(segment for segment, _ in convs)
-            segments = []
-            for segment in range(num_segments):
-                num_layers = 1 + max((l for s, l in convs if s == segment), default=-1)
-                if num_layers == 0 or any((segment, l) not in convs for l in range(num_layers)):
-                    problem = (
-                        f"the convolutions of segment {segment} are not "
-                        f"conv_{segment}_0, conv_{segment}_1, ..."
-                    )
-                    break
-                segments.append(
-                    [
-                        {
-                            "filters": convs[(segment, l)].filters,
-                            "kernel_size": convs[(segment, l)].kernel_size,
-                        }
-                        for l in range(num_layers)
-                    ]
-                )
+            segments, problem = _segments_of(convs)
         if problem is None:
             try:
                 spec = cls(

@@ -162,10 +162,7 @@ def load_data(config):
     """``(x_train, t_train, x_eval, t_eval, y_eval, codes)``, images standardised.
 
     Images are scaled by the mean and standard deviation of all training pixels
-    (one scalar each, after ``num_train``). On the number set (black digits on
-    white) the network is stuck at the mean code for many epochs with pixels / 255
-    and learns with standardised pixels (measured: 8% vs 57% held-out accuracy
-    after 6 epochs of Reset(2)).
+    (one scalar each, after ``num_train``); the example README says why.
 
     ``t`` are the training targets (class labels, or number codes for the number
     task), ``y_eval`` the class labels of the held-out images (the classes of

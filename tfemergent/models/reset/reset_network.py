@@ -4,7 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.layers.reset_grid import ResetGrid, normalize_subnetwork
+from tfemergent.layers.reset_grid import (
+    ResetGrid,
+    apply_keras_conv_stack,
+    keras_conv_stack,
+    normalize_subnetwork,
+)
 from tfemergent.utils.validation import (
     validate_float,
     validate_int,
@@ -302,54 +307,14 @@ class ResetNetwork(keras.Model):
         return self._image_shape
 
     def _make_convnet(self, spec, prefix, seed):
-        """The final network's layers (conv stages, pooling, dense), in call order.
+        """The final network's layers (conv stages, pooling, dense), in call order:
+        `keras_conv_stack` of ``spec`` on the one-channel grid, names prefixed
+        ``prefix + "_"``, kernel ``i`` seeded ``seed * 31 + i``."""
 
-        Returns ``(layers, plan)``: the flat list of layers (tracked by Keras) and
-        one ``(kind, indices)`` per step, ``kind`` one of ``"layer"`` (apply
-        ``layers[i]``) or ``"residual"`` (``indices`` = conv a, conv b and the
-        shortcut conv or -1 for the identity).
-        """
-        counter = iter(range(10_000))
-        layers, plan = [], []
+        def initializer(index):
+            return _seeded("glorot_uniform", None if seed is None else seed * 31 + index)
 
-        def add(layer):
-            layers.append(layer)
-            return len(layers) - 1
-
-        def conv(filters, size, name, activation=None):
-            return add(keras.layers.Conv2D(
-                filters, size, padding=spec["padding"] if size > 1 else "same",
-                activation=activation, name=name,
-                kernel_initializer=_seeded(
-                    "glorot_uniform", None if seed is None else seed * 31 + next(counter)),
-            ))
-
-        pools = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
-        channels = 1
-        for stage, filters in enumerate(spec["conv_filters"]):
-            if spec["block"] == "plain":
-                plan.append(("layer", (conv(filters, spec["kernel_size"],
-                                            f"{prefix}_conv_{stage}", spec["activation"]),)))
-            else:
-                conv_a = conv(filters, spec["kernel_size"], f"{prefix}_block_{stage}_conv_a",
-                              spec["activation"])
-                conv_b = conv(filters, spec["kernel_size"], f"{prefix}_block_{stage}_conv_b")
-                shortcut = -1
-                if filters != channels:
-                    shortcut = conv(filters, 1, f"{prefix}_block_{stage}_shortcut")
-                plan.append(("residual", (conv_a, conv_b, shortcut)))
-            channels = filters
-            if spec["pooling"] != "none":
-                plan.append(("layer", (add(pools[spec["pooling"]](
-                    spec["pool_size"], name=f"{prefix}_pool_{stage}")),)))
-        plan.append(("layer", (add(keras.layers.Flatten(name=f"{prefix}_flatten")),)))
-        for index, units in enumerate(spec["dense_units"]):
-            plan.append(("layer", (add(keras.layers.Dense(
-                units, spec["activation"], name=f"{prefix}_dense_{index}",
-                kernel_initializer=_seeded(
-                    "glorot_uniform", None if seed is None else seed * 31 + next(counter)),
-            )),)))
-        return layers, plan
+        return keras_conv_stack(spec, 1, prefix=f"{prefix}_", kernel_initializer=initializer)
 
     # ------------------------------------------------------------------ build
 
@@ -404,16 +369,9 @@ class ResetNetwork(keras.Model):
     # ------------------------------------------------------------------ call
 
     def _final_outputs(self, grid, training):
-        x = grid
-        activation = keras.activations.get(self.final_network["activation"])
-        for kind, indices in self._final_plan:
-            if kind == "layer":
-                x = self.final_layers[indices[0]](x)
-                continue
-            conv_a, conv_b, shortcut = indices
-            hidden = self.final_layers[conv_b](self.final_layers[conv_a](x))
-            skip = x if shortcut < 0 else self.final_layers[shortcut](x)
-            x = activation(hidden + skip)
+        x = apply_keras_conv_stack(
+            self.final_layers, self._final_plan, grid, self.final_network["activation"]
+        )
         return self.output_layer(x)
 
     def _grids(self, images, training=False, level=None):

@@ -15,6 +15,7 @@ import numpy as np
 
 from tfemergent import analysis, datasets, plotting
 from tfemergent.callbacks.spatial_tensorboard import SpatialTensorBoard
+from tfemergent.models import _runner_tools as tools
 from tfemergent.models.spatial.spatial_network import PAPER_HIDDEN_UNITS, build_spatial_network
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
@@ -131,7 +132,6 @@ class _EpochProgress(keras.callbacks.Callback):
 def run_one(config, mode, network, seed, data, progress=None):
     """Train and split one network; returns a result dict."""
     (x_train, y_train), (x_test, y_test) = data
-    keras.utils.set_random_seed(seed)
     model = build_spatial_network(
         x_train.shape[1],
         hidden_units=config.hidden_units,
@@ -152,11 +152,8 @@ def run_one(config, mode, network, seed, data, progress=None):
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.logdir, run_name, "fit")))
     start = time.perf_counter()
     model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
+        tools.shuffled_batches((x_train, y_train), config.batch_size, seed=seed),
         epochs=config.epochs,
-        shuffle=True,
         verbose=0,
         callbacks=callbacks,
     )
@@ -201,8 +198,7 @@ def summarise(results):
         runs = [r for r in results if r["mode"] == mode and r["network"] == network]
         row = {"mode": mode, "network": network, "runs": len(runs)}
         for measure in ("full", "split", "drop"):
-            values = np.array([r[measure] for r in runs])
-            row[measure] = (float(values.mean()), float(values.std()))
+            row[measure] = tools.mean_std([r[measure] for r in runs])
         row["paper_split"], row["paper_drop"] = PAPER_TABLE_1[mode][network]
         rows.append(row)
     return rows
@@ -210,26 +206,20 @@ def summarise(results):
 
 def format_table(rows):
     """The summary rows as a Markdown table."""
-    lines = [
-        "| mode | network | full acc. | split acc. | drop | paper split / drop |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        cells = [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in ("full", "split", "drop")]
-        lines.append(
-            f"| {row['mode']} | {row['network']} | {' | '.join(cells)} | "
-            f"{row['paper_split']:.2f} / {row['paper_drop']:.2f} |"
-        )
-    return "\n".join(lines)
+    return tools.markdown_table(
+        ["mode", "network", "full acc.", "split acc.", "drop", "paper split / drop"],
+        [
+            [row["mode"], row["network"]]
+            + [tools.format_mean_std(row[m]) for m in ("full", "split", "drop")]
+            + [f"{row['paper_split']:.2f} / {row['paper_drop']:.2f}"]
+            for row in rows
+        ],
+    )
 
 
 def run(config):
     """Run the experiment; returns ``{"results": [...], "summary": [...], "table": str}``."""
-    if not isinstance(config, SpatialSplitConfig):
-        raise ValueError(
-            "`config` must be a SpatialSplitConfig. "
-            f"Received: config of type {type(config).__name__}"
-        )
+    tools.check_config(config, SpatialSplitConfig)
     import sys
 
     from tqdm.auto import tqdm
@@ -253,10 +243,7 @@ def run(config):
                             f"({result['train_seconds']:.0f} s)"
                         )
     summary = summarise(results)
-    table = format_table(summary)
-    if config.verbose:
-        print(table)
-    return {"results": results, "summary": summary, "table": table}
+    return tools.finish(results, format_table(summary), config.verbose, summary=summary)
 
 
 def add_arguments(parser):

@@ -1,16 +1,21 @@
-"""`sparse_matmul`: ``x`` times a kernel stored as a `tf.sparse.SparseTensor`.
+"""Sparse kernels: `sparse_matmul` and `sparse_kernel_from_dense`.
 
-(The module is not called ``sparse_matmul.py`` so that the package attribute
+``x`` times a kernel stored as a `tf.sparse.SparseTensor`. (The module is not
+called ``sparse_matmul.py`` so that the package attribute
 ``tfemergent.kernels.sparse_matmul`` stays the function, not the module.)
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.kernels import _checks
 from tfemergent.kernels import custom_ops
 from tfemergent.kernels import xla
+from tfemergent.utils.validation import concrete_array
+from tfemergent.utils.validation import describe_tensor
+from tfemergent.utils.validation import validate_dim
 from tfemergent.utils.validation import validate_float
+from tfemergent.utils.validation import validate_float_matrix
+from tfemergent.utils.validation import validate_tensor
 
 
 def _check_sparse_kernel(sparse_kernel):
@@ -19,7 +24,7 @@ def _check_sparse_kernel(sparse_kernel):
         raise ValueError(
             "Argument `sparse_kernel` must be a tf.sparse.SparseTensor [N_in, N_out] (build "
             "one from a dense kernel with sparse_kernel_from_dense). "
-            f"Received: sparse_kernel={_checks.describe(sparse_kernel)}"
+            f"Received: sparse_kernel={describe_tensor(sparse_kernel)}"
         )
     shape = sparse_kernel.shape
     if shape.rank != 2 or not shape.is_fully_defined():
@@ -37,7 +42,7 @@ def _check_sparse_kernel(sparse_kernel):
             "Argument `sparse_kernel` must have a static number of nonzeros. "
             f"Received: sparse_kernel.values.shape={sparse_kernel.values.shape}"
         )
-    indices = _checks.concrete_array(sparse_kernel.indices)
+    indices = concrete_array(sparse_kernel.indices)
     if indices is not None and indices.shape[0] > 0:
         out_of_range = (indices < 0).any() or (indices >= np.asarray(shape.as_list())).any()
         if out_of_range:
@@ -127,7 +132,7 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
     array([1., 2., 3.], dtype=float32)
     """
     input_dim, output_dim = _check_sparse_kernel(sparse_kernel)
-    x = _checks.as_tensor("x", x)
+    x = validate_tensor("x", x)
     if not x.dtype.is_floating:
         raise ValueError(
             "Argument `x` must be a floating-point tensor [batch, N_in]. "
@@ -137,7 +142,7 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
         raise ValueError(
             f"Argument `x` must be a matrix [batch, N_in]. Received: x.shape={x.shape}"
         )
-    _checks.check_dim("x", x, -1, input_dim, "the sparse kernel's N_in")
+    validate_dim("x", x, -1, input_dim, "the sparse kernel's N_in")
     values = sparse_kernel.values
     if values.dtype != x.dtype:
         raise ValueError(
@@ -145,12 +150,12 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
             f"values first. Received: sparse_kernel.dtype={values.dtype.name}"
         )
     if transpose_order is not None:
-        transpose_order = _checks.as_tensor("transpose_order", transpose_order)
+        transpose_order = validate_tensor("transpose_order", transpose_order)
         if not transpose_order.dtype.is_integer or transpose_order.shape != values.shape:
             raise ValueError(
                 "Argument `transpose_order` must be an integer tensor [nnz] = "
                 f"{values.shape.as_list()} (np.lexsort((rows, cols)) of the indices). "
-                f"Received: transpose_order={_checks.describe(transpose_order)}"
+                f"Received: transpose_order={describe_tensor(transpose_order)}"
             )
     if values.shape[0] > 0 and custom_ops.use_custom_ops(x.dtype):
         return custom_ops.sparse_matmul(
@@ -186,7 +191,7 @@ def sparse_kernel_from_dense(kernel, threshold=0.0):
     ([[0, 0], [1, 1]], [0.5, 2.0])
     """
     threshold = validate_float("threshold", threshold, minimum=0.0)
-    kernel = _checks.float_matrix("kernel", kernel, description="[N_in, N_out]")
+    kernel = validate_float_matrix("kernel", kernel, description="[N_in, N_out]")
     indices = tf.where(tf.abs(kernel) > threshold)  # row-major order
     dense_shape = (
         kernel.shape.as_list()

@@ -1,6 +1,6 @@
-"""What `MaskedConv2D` and `AddOnConv2D` share: a masked, same-padded 2-D convolution.
+"""`MaskedConvolutionBase`: what `MaskedConv2D` and `AddOnConv2D` share.
 
-Private module: the public classes document the behaviour. The base class holds the
+A masked, same-padded 2-D convolution; the subclasses document the behaviour. It holds the
 kernel ``(k, k, in, out)``, the optional bias and a non-trainable 0/1 mask ``(in, out)``
 with one entry per (input channel, output channel) kernel. The forward pass convolves
 with ``kernel * mask``, so a masked kernel never reaches the outputs and the loss
@@ -13,22 +13,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfemergent.utils.validation import validate_bool, validate_int
-
-
-def keras_object(getter, kind, name, value):
-    """``getter(value)`` (e.g. ``keras.initializers.get``) with a ValueError naming ``name``."""
-    try:
-        return getter(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"Argument `{name}` must be a Keras {kind} (an object, its name or its "
-            f"config): {error}. Received: {name}={value!r}"
-        ) from None
+from tfemergent.utils.validation import validate_bool, validate_int, validate_keras_object
 
 
 class MaskedConvolutionBase(keras.layers.Layer):
-    """Base of the masked convolutions (see `MaskedConv2D`); not a public layer."""
+    """Base of the masked convolutions `MaskedConv2D` and `AddOnConv2D`.
+
+    Not a layer to use directly: a subclass sets ``mask_name`` and may override
+    ``_validate_kernel_size`` and ``_mask_initializer``. Code that handles any
+    masked convolution (pruning, the analysis) tests ``isinstance`` against it and
+    uses `pruning_mask`, `masked_kernel` and `set_pruning_mask`.
+
+    Example:
+
+    >>> from tfemergent.layers.masked_conv2d import MaskedConv2D
+    >>> isinstance(MaskedConv2D(2), MaskedConvolutionBase)
+    True
+    """
 
     # Name of the mask weight and attribute ("kernel_mask" or "connection_mask").
     mask_name = "kernel_mask"
@@ -51,27 +52,27 @@ class MaskedConvolutionBase(keras.layers.Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = validate_int("filters", filters, minimum=1)
         self.kernel_size = self._validate_kernel_size(kernel_size)
-        self.activation = keras_object(
-            keras.activations.get, "activation", "activation", activation
+        self.activation = validate_keras_object(
+            "activation", activation, keras.activations.get, "activation"
         )
         self.use_bias = validate_bool("use_bias", use_bias)
-        self.kernel_initializer = keras_object(
-            keras.initializers.get, "initializer", "kernel_initializer", kernel_initializer
+        self.kernel_initializer = validate_keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get, "initializer"
         )
-        self.bias_initializer = keras_object(
-            keras.initializers.get, "initializer", "bias_initializer", bias_initializer
+        self.bias_initializer = validate_keras_object(
+            "bias_initializer", bias_initializer, keras.initializers.get, "initializer"
         )
-        self.kernel_regularizer = keras_object(
-            keras.regularizers.get, "regularizer", "kernel_regularizer", kernel_regularizer
+        self.kernel_regularizer = validate_keras_object(
+            "kernel_regularizer", kernel_regularizer, keras.regularizers.get, "regularizer"
         )
-        self.bias_regularizer = keras_object(
-            keras.regularizers.get, "regularizer", "bias_regularizer", bias_regularizer
+        self.bias_regularizer = validate_keras_object(
+            "bias_regularizer", bias_regularizer, keras.regularizers.get, "regularizer"
         )
-        self.kernel_constraint = keras_object(
-            keras.constraints.get, "constraint", "kernel_constraint", kernel_constraint
+        self.kernel_constraint = validate_keras_object(
+            "kernel_constraint", kernel_constraint, keras.constraints.get, "constraint"
         )
-        self.bias_constraint = keras_object(
-            keras.constraints.get, "constraint", "bias_constraint", bias_constraint
+        self.bias_constraint = validate_keras_object(
+            "bias_constraint", bias_constraint, keras.constraints.get, "constraint"
         )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
