@@ -69,7 +69,7 @@ def test_received_names_shape_and_dtype_for_arrays_else_the_repr():
 def _raises(name, match=""):
     """``pytest.raises(ValueError)`` whose message names ``name`` and says ``Received:``."""
     return pytest.raises(
-        ValueError, match=rf"`{re.escape(name)}`.*{match}.*Received: {re.escape(name)}"
+        ValueError, match=rf"(?=.*Received: {re.escape(name)})`{re.escape(name)}`.*{match}"
     )
 
 
@@ -218,7 +218,7 @@ def test_validate_labels():
     assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1]
     for bad, detail in [
         (np.array([0.0, 1.0, 2.0]), r"labels.shape=\(3,\), labels.dtype=float64"),
-        (np.array([True, False, True]), r"labels.dtype=bool"),
+        (np.array([True, False, True]), r"labels.shape=\(3,\), labels.dtype=bool"),
         (np.array([[0, 1, 2]]), r"labels.shape=\(1, 3\)"),
         (np.array([0, 1]), r"labels.shape=\(2,\)"),
         ("abc", r"labels.shape=\(\), labels.dtype=<U3"),

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tfemergent.geometry import receptive_fields as fields
 from tfemergent.kernels import BlockMask
 from tfemergent.kernels import masked_matmul
+from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.validation import validate_float, validate_int, validate_seed
 
 
@@ -123,6 +124,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        keras_multi_worker.patch_if_multi_worker()
         self.num_hidden = validate_int("num_hidden", num_hidden, minimum=1)
         self.feature_map_shape = fields.validate_feature_map_shape(
             "feature_map_shape", feature_map_shape

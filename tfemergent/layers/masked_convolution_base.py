@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.validation import validate_bool, validate_int, validate_keras_object
 
 
@@ -50,6 +51,7 @@ class MaskedConvolutionBase(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        keras_multi_worker.patch_if_multi_worker()
         self.filters = validate_int("filters", filters, minimum=1)
         self.kernel_size = self._validate_kernel_size(kernel_size)
         self.activation = validate_keras_object(

@@ -10,6 +10,7 @@ from tfemergent import regularizers as tfe_regularizers
 from tfemergent.geometry.uplifted_lattice import UpliftedLattice
 from tfemergent.kernels import custom_ops
 from tfemergent.kernels import sparse_matmul
+from tfemergent.utils import keras_multi_worker
 from tfemergent.utils import _private
 from tfemergent.utils.validation import (
     validate_bool,
@@ -225,6 +226,7 @@ class RecursiveURNLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        keras_multi_worker.patch_if_multi_worker()
         self.num_neurons = validate_int("num_neurons", num_neurons, minimum=2)
         self.num_iterations = validate_int("num_iterations", num_iterations, minimum=1)
         self.input_dim = validate_int("input_dim", input_dim, minimum=1)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfemergent.utils import keras_multi_worker
 from tfemergent.utils import _private
 from tfemergent.utils.validation import (
     validate_choice,
@@ -602,6 +603,7 @@ class ResetGrid(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        keras_multi_worker.patch_if_multi_worker()
         self.grid_size = validate_int("grid_size", grid_size, minimum=1)
         self.grid_width = validate_int("grid_width", grid_width, minimum=1)
         if self.grid_width % self.grid_size:

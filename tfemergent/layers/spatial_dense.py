@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
+from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.validation import (
     validate_bool,
     validate_int,
@@ -137,6 +138,7 @@ class SpatialDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        keras_multi_worker.patch_if_multi_worker()
         self.units = validate_int("units", units, minimum=1)
         self.activation = validate_keras_object(
             "activation", activation, keras.activations.get, "activation"

@@ -7,7 +7,6 @@ and ``Received: name=value``.
 
 import numbers
 
-import keras
 import numpy as np
 
 
@@ -20,6 +19,12 @@ def describe(value):
 def as_array(value):
     """``value`` (array, tensor, nested lists) as a NumPy array, or None when it cannot be one."""
     try:
+        if isinstance(value, (np.ndarray, np.generic, numbers.Number, str, list, tuple)):
+            return np.asarray(value)
+        # Tensors and variables: Keras (and so TensorFlow) is imported only for them,
+        # so that the TF-free modules (`tfemergent.search`) can use these validators.
+        import keras
+
         return np.asarray(keras.ops.convert_to_numpy(value))
     except (TypeError, ValueError):
         return None
@@ -146,6 +151,7 @@ def validate_keras_object(name, value, getter, kind):
 
     ``kind`` names what ``getter`` returns in the message (``"initializer"``).
 
+    >>> import keras
     >>> validate_keras_object("activation", "relu", keras.activations.get, "activation").__name__
     'relu'
     """
@@ -273,6 +279,7 @@ def validate_finite(name, array):
 
 def is_variable(value):
     """True for `tf.Variable` and Keras 3 variables (read at use time)."""
+    import keras
     import tensorflow as tf
 
     return isinstance(value, (tf.Variable, keras.Variable))
