@@ -140,3 +140,37 @@ def test_keras_trainer_internals_hold_the_patched_functions():
         "trainer.TensorFlowTrainer._maybe_symbolic_build is gone"
     )
     assert keras.Model.fit is trainer_module.TensorFlowTrainer.fit
+
+
+def test_keras_tensor_index_of_a_two_output_layer():
+    inputs = keras.Input((4,))
+    first, second = keras.layers.Lambda(lambda x: (x[:, :1], x[:, 1:]))(inputs)
+    assert _private.keras_tensor_index(first) == 0, "KerasTensor._keras_history.tensor_index"
+    assert _private.keras_tensor_index(second) == 1, "KerasTensor._keras_history.tensor_index"
+    assert _private.keras_tensor_index(np.zeros(2)) is None
+
+
+def test_call_arguments_keep_the_positional_and_keyword_layout():
+    inputs = keras.Input((3, 4))
+    mask = keras.Input((3,), dtype="bool")
+    layer = keras.layers.LSTM(2, name="lstm")
+    outputs = layer(inputs, mask=mask, training=False)
+    operation, node_index = _private.keras_history(outputs)
+    try:
+        args, kwargs = _private.call_arguments(operation, node_index)
+    except AttributeError as error:
+        raise AssertionError(f"Node.arguments (SymbolicArguments) moved: {error}")
+    assert operation is layer
+    assert len(args) == 1 and args[0] is inputs, f"Node.arguments.args: {args}"
+    assert kwargs["mask"] is mask and kwargs["training"] is False, kwargs
+
+
+def test_output_tensors_of_a_call():
+    inputs = keras.Input((4,))
+    layer = keras.layers.Lambda(lambda x: (x[:, :1], x[:, 1:]))
+    first, second = layer(inputs)
+    try:
+        outputs = _private.output_tensors(layer, 0)
+    except AttributeError as error:
+        raise AssertionError(f"Operation._inbound_nodes / Node.outputs moved: {error}")
+    assert outputs == [first, second], f"Node.outputs: {outputs}"

@@ -16,6 +16,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfemergent import datasets
 from tfemergent.analysis import grid_usage
@@ -238,7 +239,6 @@ def run_network(config, data, grid_size, reconstruction, run):
     """Train one ``Reset(grid_size)``; its accuracy, index curves and grid usage."""
     from tfemergent.callbacks.reset_tensorboard import ResetTensorBoard
 
-    keras.utils.set_random_seed(run)
     x_train, t_train, x_eval, _, y_eval, codes = data
     num_outputs = codes.shape[1] if codes is not None else int(np.max(y_eval)) + 1
     model = build_model(config, grid_size, reconstruction, run, num_outputs)
@@ -255,10 +255,13 @@ def run_network(config, data, grid_size, reconstruction, run):
         keep_maps=True,
     )
     start = time.perf_counter()
-    history = model.fit(
-        x_train, t_train, batch_size=config.batch_size, epochs=config.epochs, verbose=0,
-        callbacks=[callback],
-    ).history
+    # The model is seeded by ``run``; the shuffle too (no global seed is set).
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train, t_train))
+        .shuffle(len(x_train), seed=run, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+    )
+    history = model.fit(batches, epochs=config.epochs, verbose=0, callbacks=[callback]).history
     train_seconds = time.perf_counter() - start
     grids = model.grid_activations(x_eval)
     usage = grid_usage(grids)
