@@ -45,6 +45,7 @@ from scipy import ndimage
 
 from tfemergent.utils.validation import (
     validate_bool,
+    validate_connectivity,
     validate_finite,
     validate_float,
     validate_int,
@@ -108,6 +109,8 @@ def dprime_maps(activations, labels, num_classes=None, epsilon=1e-7):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfemergent.analysis import dprime_maps
     >>> activations = np.array([[1.0, 5.0], [3.0, 5.0], [0.0, 5.0], [0.0, 5.0]])
     >>> labels = np.array([0, 0, 1, 1])
     >>> np.round(dprime_maps(activations, labels), 4)  # unit 1 is constant
@@ -189,6 +192,8 @@ def preference_map(dprime, threshold=2.0):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfemergent.analysis import preference_map
     >>> dprime = np.array([[[3.0, 0.5], [2.0, 1.0]],
     ...                    [[1.0, 2.5], [2.5, 0.0]]])
     >>> preference_map(dprime)
@@ -217,6 +222,7 @@ def number_similarity(num_classes):
 
     Example:
 
+    >>> from tfemergent.analysis import number_similarity
     >>> number_similarity(3)
     array([[1. , 0.5, 0. ],
            [0.5, 1. , 0.5],
@@ -292,6 +298,8 @@ def clustering_index(
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfemergent.analysis import clustering_index
     >>> pmap = np.array([[ 0,  0, -1,  1],
     ...                  [ 0,  0, -1, -1],
     ...                  [-1, -1, -1, -1],
@@ -306,7 +314,7 @@ def clustering_index(
     """
     pmap = _as_preference_map("preference_map", preference_map)
     num_shuffles = validate_int("num_shuffles", num_shuffles, minimum=1)
-    connectivity = _validate_connectivity(connectivity)
+    connectivity = validate_connectivity("connectivity", connectivity)
     seed = validate_seed("seed", seed)
     return_details = validate_bool("return_details", return_details)
     legacy = validate_bool("legacy", legacy)
@@ -385,6 +393,9 @@ def topography_index(
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfemergent.analysis import number_similarity
+    >>> from tfemergent.analysis import topography_index
     >>> pmap = np.array([[0, 1, 2, 3]] * 4)  # a gradient of numbers
     >>> details = topography_index(
     ...     pmap, number_similarity(4), seed=0, return_details=True)
@@ -455,6 +466,9 @@ def index_history(
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfemergent.analysis import number_similarity
+    >>> from tfemergent.analysis import index_history
     >>> rng = np.random.default_rng(0)
     >>> history = index_history(rng.normal(0.0, 2.0, size=(3, 4, 8, 8)),
     ...                         similarity=number_similarity(4), seed=0)
@@ -470,7 +484,7 @@ def index_history(
     if similarity is not None:
         similarity = _as_similarity(similarity, num_classes, exact=True)
     num_shuffles = validate_int("num_shuffles", num_shuffles, minimum=1)
-    connectivity = _validate_connectivity(connectivity)
+    connectivity = validate_connectivity("connectivity", connectivity)
     seed = validate_seed("seed", seed)
     legacy = validate_bool("legacy", legacy)
 
@@ -691,16 +705,3 @@ def _as_similarity(value, num_classes, exact=False):
             f"Received: similarity.shape={array.shape}, similarity.dtype={array.dtype}"
         )
     return validate_finite("similarity", array.astype(np.float64))
-
-
-def _validate_connectivity(connectivity):
-    if (
-        isinstance(connectivity, bool)
-        or not isinstance(connectivity, (numbers.Integral, np.integer))
-        or int(connectivity) not in (4, 8)
-    ):
-        raise ValueError(
-            "Argument `connectivity` must be 4 (edge neighbours) or 8 (edge and "
-            f"corner neighbours). Received: connectivity={connectivity!r}"
-        )
-    return int(connectivity)

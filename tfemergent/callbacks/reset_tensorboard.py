@@ -8,14 +8,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfemergent import analysis, plotting
-from tfemergent.analysis.topography import _validate_connectivity
-from tfemergent.callbacks._checks import as_array, describe, received, validate_labels, write_images
 from tfemergent.callbacks.epoch_summary_callback import EpochSummaryCallback
+from tfemergent.callbacks.image_summaries import write_images
 from tfemergent.utils.validation import (
+    as_array,
+    describe,
+    received,
     validate_bool,
+    validate_connectivity,
     validate_finite,
     validate_float,
     validate_int,
+    validate_labels,
     validate_seed,
 )
 
@@ -143,6 +147,7 @@ class ResetTensorBoard(EpochSummaryCallback):
 
     >>> import numpy as np, tempfile
     >>> from tfemergent.models import ResetNetwork
+    >>> from tfemergent.callbacks import ResetTensorBoard
     >>> rng = np.random.default_rng(0)
     >>> images = rng.random((30, 6, 6)).astype("float32")
     >>> labels = np.arange(30) % 3
@@ -183,7 +188,7 @@ class ResetTensorBoard(EpochSummaryCallback):
         self.level = validate_int("level", level)
         self.threshold = validate_float("threshold", threshold)
         self.num_shuffles = validate_int("num_shuffles", num_shuffles, minimum=1)
-        self.connectivity = _validate_connectivity(connectivity)
+        self.connectivity = validate_connectivity("connectivity", connectivity)
         self.seed = validate_seed("seed", seed)
         self.batch_size = validate_int("batch_size", batch_size, minimum=1)
         self.keep_maps = validate_bool("keep_maps", keep_maps)

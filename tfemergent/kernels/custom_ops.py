@@ -171,15 +171,15 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
     The forward op multiplies by the CSR matrix ``A = K^T`` (rows = outputs),
     built per call by ``TfEmergent>CsrFromCoo`` (a counting sort of the
     row-major indices by column, O(nnz), sequential reads, in one chunk per
-    thread: 4-5 ms at 750k nonzeros, where gathering the indices in ``transpose_order``
-    alone took 14 ms, so ``transpose_order`` is not used); its values are read through
+    thread; cheaper than gathering the indices in ``transpose_order``, which is
+    therefore not used); its values are read through
     ``value_positions`` (the kernel-order position of each nonzero of A), so
     the values gradient comes back in the kernel's own order. The input
     gradient ``dy @ K^T`` runs the same op in its row-parallel "gather" form on
     K's own CSR (the row-major indices as they are, built by one sequential
-    pass), not the adjoint "scatter" form on ``A`` (measured 1.7x slower at
-    S = 5000, 97% zeros, batch 256: every nonzero then read-modify-writes an
-    output row). The values gradient also runs on K's own CSR (positions the
+    pass), not the adjoint "scatter" form on ``A`` (slower: every nonzero then
+    read-modify-writes an output row; see ``benchmarks/RESULTS.md``, "Kernel design
+    measurements"). The values gradient also runs on K's own CSR (positions the
     identity): dK[i, j] = x[:, i] . dy[:, j], written in kernel order. The raw
     op's registered gradient (for graphs that hold the op without this wrapper,
     e.g. a reloaded SavedModel) uses the adjoint form.

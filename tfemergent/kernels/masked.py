@@ -20,7 +20,7 @@ from tfemergent.utils.validation import validate_tensor
 IMPLEMENTATIONS = ("auto", "dense", "gather")
 
 # "auto" derives a BlockMask from a concrete dense mask only when the analysis is
-# cheap (at most AUTO_MAX_ANALYSED_ELEMENTS entries, about 4 ms of numpy), the mask
+# cheap (at most AUTO_MAX_ANALYSED_ELEMENTS entries, one numpy pass), the mask
 # is sparse enough and the padded blocks hold at most AUTO_MAX_BLOCK_FRACTION of
 # the kernel. Larger masks should be passed as a BlockMask (built once).
 AUTO_MAX_ANALYSED_ELEMENTS = 2**20
@@ -95,6 +95,8 @@ def masked_matmul(x, kernel, mask, *, implementation="auto", features_first=Fals
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.kernels import masked_matmul
+    >>> from tfemergent.kernels import BlockMask
     >>> x = np.array([[1.0, 2.0, 3.0]], dtype="float32")
     >>> kernel = np.arange(1.0, 7.0, dtype="float32").reshape(3, 2)
     >>> mask = np.array([[1, 0], [1, 0], [0, 1]])
@@ -274,6 +276,8 @@ def block_matmul(x, block_kernel, block_mask, *, features_first=False):
 
     >>> import numpy as np
     >>> # Block 0: inputs {0, 2} -> output 1; block 1: input 1 -> outputs {0, 2}.
+    >>> from tfemergent.kernels import BlockMask
+    >>> from tfemergent.kernels import block_matmul
     >>> block_mask = BlockMask.from_blocks([([0, 2], [1]), ([1], [0, 2])], 3, 3)
     >>> block_mask.row_index.numpy().tolist(), block_mask.col_index.numpy().tolist()
     ([[0, 2], [1, 3]], [[1, 3], [0, 2]])

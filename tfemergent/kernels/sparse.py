@@ -71,8 +71,9 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
     the gradient reaches ``x`` and the kernel's ``values`` (shape ``[nnz]``); the
     indices (the pattern) get none.
 
-    Implementation (measured fastest on CPU, see ``benchmarks/RESULTS.md``,
-    section "URN training step"): the forward product and the input gradient are
+    Implementation (the fastest of the formulations compared in
+    ``benchmarks/RESULTS.md``, sections "URN training step" and "Kernel design
+    measurements"): the forward product and the input gradient are
     TensorFlow CSR sparse-dense products (``SparseMatrixMatMul``, multithreaded)
     with ``K^T`` and ``K``, their CSR matrices built from the COO kernel in one
     O(nnz) pass each per call; the values gradient ``sum_b x[b, i] *
@@ -113,6 +114,9 @@ def sparse_matmul(x, sparse_kernel, transpose_order=None):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.kernels import sparse_kernel_from_dense
+    >>> from tfemergent.kernels import sparse_matmul
+    >>> import tensorflow as tf
     >>> kernel = np.array([[0.0, 2.0, 0.0],
     ...                    [1.0, 0.0, 0.0],
     ...                    [0.0, 0.0, -3.0]], dtype="float32")
@@ -186,6 +190,7 @@ def sparse_kernel_from_dense(kernel, threshold=0.0):
 
     Example:
 
+    >>> from tfemergent.kernels import sparse_kernel_from_dense
     >>> sparse = sparse_kernel_from_dense([[0.5, -0.01], [0.0, 2.0]], threshold=0.1)
     >>> sparse.indices.numpy().tolist(), sparse.values.numpy().tolist()
     ([[0, 0], [1, 1]], [0.5, 2.0])

@@ -652,26 +652,24 @@ def block_matmul(
 # ----------------------------------------------------------------------------
 #
 # ``x [batch, N_in] @ K`` for a kernel K [N_in, N_out] stored as COO indices
-# (canonical row-major order) and values. Measured on 2 CPU cores at N = 5000,
-# batch 256, 97% zeros: TensorFlow's CSR product (`SparseMatrixMatMul`, the CSR
-# matrix built from the COO kernel in one O(nnz) pass, ~3 ms) takes ~25 ms, 8x
-# less than `tf.sparse.sparse_dense_matmul` (single-threaded axpy per nonzero)
-# and 6x less than an XLA gather + unsorted segment sum (serial scatter-add).
-# The values gradient (a sampled dense-dense product) has no TensorFlow op; the
-# fastest formulation measured is XLA row gathers + a batch reduction fused into
-# one loop (the [nnz, batch] products are never materialised; TensorFlow's
-# gather would materialise them, 2x slower), run over chunks of 16 batch
-# columns (2.5x faster than the full batch at once: the gathered rows stay in
-# the L2 cache). A tiled dense ``x.T @ upstream`` followed by a gather costs
-# as much as the dense product (~80 ms) whatever the sparsity.
+# (canonical row-major order) and values. The forward and input-gradient
+# products are TensorFlow's multithreaded CSR product (`SparseMatrixMatMul`, the
+# CSR matrix built from the COO kernel in one O(nnz) pass), rather than
+# `tf.sparse.sparse_dense_matmul` (a single-threaded axpy per nonzero) or an XLA
+# gather + unsorted segment sum (a serial scatter-add). The values gradient (a
+# sampled dense-dense product) has no TensorFlow op; it is XLA row gathers and a
+# batch reduction fused into one loop (the [nnz, batch] products are never
+# materialised, as TensorFlow's gather would), over chunks of
+# SAMPLED_PRODUCT_WIDTH batch columns so that the gathered rows stay in the L2
+# cache. The comparisons behind these choices are in benchmarks/RESULTS.md,
+# "Kernel design measurements".
 
 CSR_DTYPES = (tf.float32, tf.float64)
 
 
 # Batch columns per pass of the sampled product: the gathered [N, 16] row matrices
 # (320 KiB at N = 5000) stay in the L2 cache, where gathering whole [N, batch]
-# rows at random misses it. Measured at N = 5000, 3% nonzeros, batch 256: 2.5x
-# faster than one pass over the full batch; 16 beat 8 and 32.
+# rows at random misses it (16 beat 8, 32 and the full batch: see RESULTS.md).
 SAMPLED_PRODUCT_WIDTH = 16
 
 
@@ -739,8 +737,8 @@ def sparse_matmul(x, indices, values, input_dim, output_dim, transpose_order=Non
     is a CSR product with ``K^T`` (its CSR built from the values gathered in
     column-major order), the input gradient a CSR product with ``K``, and the
     values gradient `_sampled_dense_products` evaluated in column-major order
-    (each upstream row then serves a run of consecutive nonzeros; measured 1.5x
-    faster than in row-major order) and scattered back to row-major order: no
+    (each upstream row then serves a run of consecutive nonzeros, which reads
+    memory in order, unlike row-major order) and scattered back to row-major order: no
     ``[N_in, N_out]`` tensor is formed.
     Inside a jit-compiled function (where the CSR ops do not compile), for dtypes
     the CSR ops lack (float16, bfloat16) and for a kernel without nonzeros, the

@@ -286,7 +286,8 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
 
     # Cell-major forms: the map as ``[h*w, batch]`` (one row per cell). Reading a
     # field is then a gather of whole rows, and writing a code a row scatter;
-    # the hierarchy keeps its map this way (about 3x faster than ``[batch, h*w]``).
+    # the hierarchy keeps its map this way (faster than ``[batch, h*w]``: RESULTS.md,
+    # "Kernel design measurements").
 
     def read_field_cells(self, cells):
         """The field's rows of a cell-major map ``[h*w, batch]`` -> ``[2*N*N, batch]``."""

@@ -37,6 +37,8 @@ def received(name, value, array=None):
     NumPy array) is given and is not an object array, else
     ``Received: name=<repr of value, cut to 80 characters>``.
 
+    >>> from tfemergent.utils.validation import received
+    >>> import numpy as np
     >>> received("x", 3)
     'Received: x=3'
     >>> received("x", [[1, 2]], np.asarray([[1, 2]]))
@@ -105,6 +107,25 @@ def validate_choice(name, value, choices):
     return value
 
 
+def validate_connectivity(name, value):
+    """A grid neighbourhood: 4 (edge neighbours) or 8 (edge and corner neighbours).
+
+    >>> from tfemergent.utils.validation import validate_connectivity
+    >>> validate_connectivity("connectivity", 8)
+    8
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (numbers.Integral, np.integer))
+        or int(value) not in (4, 8)
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be 4 (edge neighbours) or 8 (edge and corner "
+            f"neighbours). {received(name, value)}"
+        )
+    return int(value)
+
+
 def validate_seed(name, value):
     """A seed is ``None`` or a non-negative integer."""
     return validate_int(name, value, minimum=0, allow_none=True)
@@ -152,6 +173,7 @@ def validate_keras_object(name, value, getter, kind):
     ``kind`` names what ``getter`` returns in the message (``"initializer"``).
 
     >>> import keras
+    >>> from tfemergent.utils.validation import validate_keras_object
     >>> validate_keras_object("activation", "relu", keras.activations.get, "activation").__name__
     'relu'
     """
@@ -167,6 +189,7 @@ def validate_keras_object(name, value, getter, kind):
 def validate_labels(name, labels, num_images):
     """``labels`` as int64 ``(num_images,)``: 1-D integer class labels, one per image.
 
+    >>> from tfemergent.utils.validation import validate_labels
     >>> validate_labels("labels", [0, 2, 1], 3).tolist()
     [0, 2, 1]
     """
@@ -191,6 +214,8 @@ def validate_images(name, images, *, single_channel=False):
     With ``single_channel=True`` the 4-D form must have ``c == 1`` and the result
     is ``(N, h, w)`` (the channel axis dropped).
 
+    >>> from tfemergent.utils.validation import validate_images
+    >>> import numpy as np
     >>> validate_images("images", np.zeros((2, 3, 3, 1)), single_channel=True).shape
     (2, 3, 3)
     """
@@ -223,6 +248,7 @@ def validate_real_array(name, value, *, ndim=None, min_ndim=None, expected=None,
     ``min_ndim``) and, with ``finite=True``, NaN or inf, counting them in the message.
     ``expected`` describes the shape in the message (e.g. ``"[rows, cols]"``).
 
+    >>> from tfemergent.utils.validation import validate_real_array
     >>> validate_real_array("x", [[1, 2]], ndim=2).dtype
     dtype('float64')
     >>> validate_real_array("x", [1.0, float("nan")])
@@ -307,6 +333,7 @@ def describe_tensor(value):
 def validate_tensor(name, value):
     """``value`` converted to a tensor (variables are read), or ``ValueError``.
 
+    >>> from tfemergent.utils.validation import validate_tensor
     >>> validate_tensor("x", [1.0, 2.0]).shape
     TensorShape([2])
     >>> validate_tensor("x", "abc")
