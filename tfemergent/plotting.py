@@ -225,6 +225,7 @@ def plot_connectomics(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.plotting import plot_connectomics
     >>> coordinates = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 1.0]])
     >>> kernel = np.zeros((3, 3)); kernel[0, 1] = 1.0; kernel[1, 2] = -0.5
     >>> figure = plot_connectomics(coordinates, kernel, axes=(0, 1))
@@ -393,6 +394,7 @@ def plot_feature_map(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.plotting import plot_feature_map
     >>> figure = plot_feature_map(np.zeros((4, 8)), [((0, 0), (0, 2))], [(0, 4, 2, 2)],
     ...                           (4, 4), window_size=2)
     >>> sorted(p.get_gid() for p in figure.axes[0].patches)
@@ -533,6 +535,7 @@ def class_colours(num_classes, ordered=False):
 
     Example:
 
+    >>> from tfemergent.plotting import class_colours
     >>> class_colours(3)
     ['#1f77b4', '#ff7f0e', '#2ca02c']
     >>> len(set(class_colours(30))), class_colours(2, ordered=True)
@@ -602,6 +605,7 @@ def plot_preference_map(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.plotting import plot_preference_map
     >>> pmap = np.array([[0, 0, 1, 1], [0, -1, 1, 1], [2, 2, -1, -1], [2, 2, -1, 0]])
     >>> figure = plot_preference_map(pmap, class_names=["a", "b", "c"], block_width=2)
     >>> [label.get_text() for label in figure.axes[1].get_yticklabels()]
@@ -687,6 +691,7 @@ def plot_dprime_maps(dprime, class_names=None, title=None, *, limit=None, panel_
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.plotting import plot_dprime_maps
     >>> figure = plot_dprime_maps(np.arange(-6.0, 6.0).reshape(3, 2, 2), ["a", "b", "c"])
     >>> [axis.get_title() for axis in figure.axes[:3]]
     ['a', 'b', 'c']

@@ -100,6 +100,7 @@ def binned_entropy(values, num_bins=100, value_range=None, axis=None):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import binned_entropy
     >>> values = np.array([0.0, 0.0, 1.0, 1.0], dtype="float32")
     >>> round(float(binned_entropy(values, num_bins=2)), 6)  # log(2)
     0.693147

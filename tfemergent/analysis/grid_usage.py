@@ -42,6 +42,7 @@ def grid_usage(activations, threshold=0.0, rare=0.05):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import grid_usage
     >>> activations = np.array([[[1.0, 0.0], [0.0, 0.0]],
     ...                         [[3.0, 0.0], [0.0, 0.0]]])  # one unit is used
     >>> usage = grid_usage(activations)

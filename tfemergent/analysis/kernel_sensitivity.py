@@ -31,6 +31,7 @@ def kernel_sensitivity(kernel, mask=None):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import kernel_sensitivity
     >>> kernel = np.zeros((3, 3, 1, 2))
     >>> kernel[:, :, 0, 0] = [[0, 0, 0], [0, 9, 0], [0, 0, 0]]  # textured
     >>> kernel[:, :, 0, 1] = 5.0                                 # flat
@@ -78,6 +79,7 @@ def channel_sensitivity(kernel, mask=None):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import channel_sensitivity
     >>> kernel = np.zeros((3, 3, 2, 2))
     >>> kernel[1, 1, :, 0] = 9.0   # two textured kernels: std sqrt(8) each
     >>> kernel[1, 1, 0, 1] = 9.0   # one textured kernel, one flat (std 0)
@@ -219,6 +221,7 @@ def select_kernels(sensitivities, masks=None, *, fraction=None, threshold=None, 
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import select_kernels
     >>> sensitivities = {"a": np.array([[0.1, 0.5]]), "b": np.array([[0.2], [0.9]])}
     >>> keep = select_kernels(sensitivities, fraction=0.5)  # prune 2 of 4
     >>> keep["a"], keep["b"]
@@ -263,6 +266,7 @@ def sensitivity_threshold(sensitivities, fraction, masks=None, scope="model"):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import sensitivity_threshold
     >>> sensitivity_threshold({"a": np.array([[0.1, 0.5], [0.3, 0.2]])}, 0.5)
     0.3
     """
@@ -296,6 +300,7 @@ def select_connections(sensitivity, density):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import select_connections
     >>> select_connections(np.array([[0.3, 0.9, 0.1], [0.5, 0.5, 0.2]]), density=0.5)
     array([[False,  True, False],
            [ True,  True, False]])

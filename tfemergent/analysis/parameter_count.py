@@ -38,6 +38,7 @@ def count_parameters(model):
     Example:
 
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.analysis import count_parameters
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> count_parameters(model)  # (9*1*4 + 4) + (9*4*4 + 4) + (4*2 + 2)
     {'stored': 198, 'effective': 198}
@@ -74,6 +75,7 @@ def performance_score(test_error, num_parameters):
 
     Example:
 
+    >>> from tfemergent.analysis import performance_score
     >>> round(performance_score(3.72, 7.0e6), 2)  # NHN in Table 1
     1.88
     """

@@ -29,6 +29,7 @@ def greedy_assignment(kernels, output_assignment, num_tasks):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import greedy_assignment
     >>> hidden = np.eye(2)                       # 2 -> 2, identity
     >>> output = np.array([[1.0, 0.2], [0.1, 3.0]])
     >>> [a.tolist() for a in greedy_assignment([hidden, output], [0, 1], 2)]
@@ -179,6 +180,7 @@ def greedy_split(model, num_tasks=2, *, layers=None, num_layers=None, output_ass
     Example:
 
     >>> import keras, numpy as np
+    >>> from tfemergent.analysis import greedy_split
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6),
     ...                           keras.layers.Dense(4)])
     >>> split = greedy_split(model, num_tasks=2, num_layers=2)
@@ -258,6 +260,7 @@ def task_accuracies(scores, labels, num_tasks, ignore_label=-1):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import task_accuracies
     >>> task_accuracies(np.array([[1., 0., 0., 1.]]), np.array([[0, 0]]), 2).tolist()
     [1.0, 0.0]
     """

@@ -73,6 +73,7 @@ def urn_forward(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import urn_forward
     >>> kernel = np.zeros((3, 3)); kernel[0, 1] = 2.0; kernel[1, 2] = 0.5
     >>> states = urn_forward(kernel, None, np.array([[1.0]]), 2, [0], [2])
     >>> states[:, 0].tolist()
@@ -220,6 +221,7 @@ def urn_structure(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.analysis import urn_structure
     >>> kernel = np.zeros((5, 5))
     >>> kernel[0, 1] = kernel[0, 2] = 1.0   # input 0 -> hidden 1, 2
     >>> kernel[1, 4] = kernel[2, 4] = 1.0   # hidden -> output 4; neuron 3 is dead

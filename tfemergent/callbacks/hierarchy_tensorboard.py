@@ -106,6 +106,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
 
     >>> import keras, numpy as np, tempfile
     >>> from tfemergent.models import SelfOrganisingHierarchy
+    >>> from tfemergent.callbacks import HierarchyTensorBoard
     >>> images = np.random.default_rng(0).random((16, 4, 4)).astype("float32")
     >>> labels = np.arange(16) % 2
     >>> model = SelfOrganisingHierarchy((4, 4), num_hidden=4, window_size=2, seed=0)

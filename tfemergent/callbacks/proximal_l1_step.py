@@ -47,6 +47,7 @@ class ProximalL1Step(keras.callbacks.Callback):
 
     >>> import keras, numpy as np
     >>> from tfemergent.layers import RecursiveURNLayer
+    >>> from tfemergent.callbacks import ProximalL1Step
     >>> model = keras.Sequential([keras.Input((3,)), RecursiveURNLayer(
     ...     num_neurons=8, num_iterations=2, input_dim=3, output_dim=2, seed=0)])
     >>> model.compile(keras.optimizers.SGD(0.1), "mse")

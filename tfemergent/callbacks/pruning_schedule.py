@@ -55,6 +55,7 @@ class PruningSchedule(keras.callbacks.Callback):
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.callbacks import PruningSchedule
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> model.compile("adam", "sparse_categorical_crossentropy")
     >>> schedule = PruningSchedule(0.5, begin_epoch=0, end_epoch=2, power=1.0)

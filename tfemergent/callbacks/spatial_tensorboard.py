@@ -40,6 +40,7 @@ class SpatialTensorBoard(EpochSummaryCallback):
     >>> import keras, numpy as np, tempfile
     >>> from tfemergent.layers import SpatialDense
     >>> from tfemergent.regularizers import DensityCost, TransportCost
+    >>> from tfemergent.callbacks import SpatialTensorBoard
     >>> model = keras.Sequential([keras.Input((4,)), SpatialDense(6, seed=0),
     ...     SpatialDense(4, activation=None, seed=1, transport_cost=TransportCost(),
     ...                  density_cost=DensityCost())])

@@ -77,6 +77,7 @@ class URNTensorBoard(EpochSummaryCallback):
 
     >>> import keras, numpy as np, tempfile
     >>> from tfemergent.layers import RecursiveURNLayer
+    >>> from tfemergent.callbacks import URNTensorBoard
     >>> model = keras.Sequential([keras.Input((3,)),
     ...     RecursiveURNLayer(12, 3, input_dim=3, output_dim=2, seed=0, name="urn")])
     >>> model.compile("adam", "mse")

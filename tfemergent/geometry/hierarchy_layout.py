@@ -49,6 +49,7 @@ class HierarchyLayout:
 
     Example:
 
+    >>> from tfemergent.geometry import HierarchyLayout
     >>> layout = HierarchyLayout((20, 20), num_units=3, num_hidden=100, window_size=10)
     >>> layout.feature_map_shape, layout.code_locations
     ((20, 40), [(0, 20), (10, 20), (0, 30)])

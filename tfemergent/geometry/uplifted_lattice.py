@@ -54,6 +54,7 @@ class UpliftedLattice:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.geometry import UpliftedLattice
     >>> lattice = UpliftedLattice(width=4, height=3, depth=2, beta=4.0, num_outputs=2)
     >>> lattice.num_neurons
     24

@@ -55,6 +55,7 @@ class SmoothKernel(keras.initializers.Initializer):
 
     Example:
 
+    >>> from tfemergent.initializers import SmoothKernel
     >>> init = SmoothKernel(base="ones")
     >>> kernel = init((3, 3, 1, 1))[:, :, 0, 0].numpy()
     >>> kernel.round(4)  # centre: all 9 Gaussian weights; corner: 4 of them

@@ -100,6 +100,7 @@ class BlockMask:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.kernels import BlockMask
     >>> mask = np.array([[1, 0, 1, 0],
     ...                  [1, 0, 1, 1],
     ...                  [0, 0, 0, 1]])

@@ -42,6 +42,7 @@ def pairwise_distances(p, q, metric="euclidean"):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.kernels import pairwise_distances
     >>> p = np.array([[0.0, 0.0], [3.0, 4.0]], dtype="float32")
     >>> pairwise_distances(p, p).numpy()
     array([[0., 5.],
@@ -126,6 +127,7 @@ def distance_weighted_l1(
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.kernels import distance_weighted_l1
     >>> weights = np.array([[1.0, -2.0]], dtype="float32")
     >>> p_in = np.array([[0.0, 0.0]], dtype="float32")
     >>> p_out = np.array([[3.0, 4.0], [0.0, 1.0]], dtype="float32")

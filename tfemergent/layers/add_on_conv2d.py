@@ -69,6 +69,7 @@ class AddOnConv2D(MaskedConvolutionBase):
     Example:
 
     >>> import keras, numpy as np
+    >>> from tfemergent.layers import AddOnConv2D
     >>> image = keras.Input((6, 6, 2))
     >>> early = keras.layers.Conv2D(3, 3, padding="same", activation="relu")(image)
     >>> pre = keras.layers.Conv2D(4, 3, padding="same")(early)

@@ -63,6 +63,7 @@ class MaskedConv2D(MaskedConvolutionBase):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.layers import MaskedConv2D
     >>> layer = MaskedConv2D(2, kernel_size=3, kernel_initializer="ones")
     >>> images = np.ones((1, 3, 3, 2), "float32")
     >>> layer(images)[0, 1, 1].numpy()  # 2 inputs x 9 taps

@@ -28,6 +28,7 @@ class MaskedConvolutionBase(keras.layers.Layer):
     Example:
 
     >>> from tfemergent.layers.masked_conv2d import MaskedConv2D
+    >>> from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
     >>> isinstance(MaskedConv2D(2), MaskedConvolutionBase)
     True
     """

@@ -38,6 +38,7 @@ class MultiTaskCrossEntropy(keras.losses.Loss):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.losses import MultiTaskCrossEntropy
     >>> loss = MultiTaskCrossEntropy(num_tasks=2)
     >>> logits = np.zeros((1, 4), "float32")          # two 2-way heads
     >>> round(float(loss(np.array([[0, 1]]), logits)), 4)   # 2 * log(2)

@@ -26,6 +26,7 @@ class TaskAccuracy(keras.metrics.Metric):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.metrics import TaskAccuracy
     >>> metric = TaskAccuracy(task=1, num_tasks=2)
     >>> scores = np.array([[0.9, 0.1, 0.2, 0.8], [0.9, 0.1, 0.7, 0.3]], "float32")
     >>> metric.update_state(np.array([[0, 1], [0, 1]]), scores)

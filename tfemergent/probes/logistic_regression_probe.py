@@ -84,6 +84,7 @@ class LogisticRegressionProbe:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.probes import LogisticRegressionProbe
     >>> rng = np.random.default_rng(0)
     >>> labels = rng.integers(0, 3, size=300)
     >>> features = np.eye(3)[labels] * 4.0 + rng.normal(size=(300, 3)) * 0.1

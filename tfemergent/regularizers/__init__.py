@@ -52,6 +52,7 @@ def get(identifier):
 
     Example:
 
+    >>> from tfemergent.regularizers import get
     >>> get("transport_cost").alpha
     1.0
     """

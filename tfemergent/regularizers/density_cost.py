@@ -42,6 +42,7 @@ class DensityCost(keras.regularizers.Regularizer):
     >>> cost = DensityCost(beta=1.0)
     >>> positions = np.array([[0.0, 0.0], [3.0, 4.0]], "float32")
     >>> round(float(cost(positions)), 6)   # (2 * exp(0) + 2 * exp(-5)) / 4
+    >>> from tfemergent.regularizers import DensityCost
     0.503369
     """
 

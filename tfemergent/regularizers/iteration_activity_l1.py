@@ -38,6 +38,7 @@ class IterationActivityL1(keras.regularizers.Regularizer):
     ...                    [[0.5, 0.0], [0.0, -0.5]]], "float32")  # (I=2, batch=2, S=2)
     >>> round(float(IterationActivityL1(0.1)(states)), 6)  # 0.1 * (3 + 3 + 0.5 + 0.5) / 2
     0.35
+    >>> from tfemergent.regularizers import IterationActivityL1
     """
 
     def __init__(self, c_n=2e-5):

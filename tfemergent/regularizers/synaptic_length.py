@@ -58,6 +58,7 @@ class SynapticLength(keras.regularizers.Regularizer):
     >>> from tfemergent.geometry import UpliftedLattice
     >>> lattice = UpliftedLattice(width=2, height=1, depth=2, num_outputs=1)
     >>> kernel = np.zeros((4, 4), "float32")
+    >>> from tfemergent.regularizers import SynapticLength
     >>> kernel[0, 3] = -2.0  # synapse 0 -> 3: from (0, 0, 0) to (1, 0, 1)
     >>> kernel[1, 1] = 5.0  # a self-connection has length 0
     >>> cost = SynapticLength(c_syn=0.5, gamma=2.0)

@@ -60,6 +60,7 @@ class TransportCost(keras.regularizers.Regularizer):
     >>> cost = TransportCost(alpha=1.0)
     >>> kernel = np.array([[1.0, -2.0]], "float32")   # 1 input, 2 outputs
     >>> p_in = np.array([[0.0, 0.0]], "float32")
+    >>> from tfemergent.regularizers import TransportCost
     >>> p_out = np.array([[3.0, 4.0], [0.0, 1.0]], "float32")
     >>> float(cost((kernel, p_in, p_out)))              # (1*5 + 2*1) / 2
     3.5

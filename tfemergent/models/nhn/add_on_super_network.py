@@ -189,6 +189,7 @@ class AddOnSuperNetwork(keras.Model):
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.models import AddOnSuperNetwork
     >>> base = SegmentCNN((8, 8, 1), 3, segments=[[4, 4], [6]], seed=0).build()
     >>> network = AddOnSuperNetwork.from_model(base, kernel_sizes=(3,), seed=1)
     >>> len(network.possible_add_ons)  # into layer 1 of segment 0 from its input or layer 0,

@@ -9,6 +9,8 @@ def validate_config(name, value, cls, defaults=None):
     None gives ``cls(**defaults)``; a dict gives ``cls(**{**defaults, **value})``
     (unknown keys are refused); an instance of ``cls`` is returned as it is.
 
+    >>> import dataclasses
+    >>> from tfemergent.models.nhn.config_values import validate_config
     >>> @dataclasses.dataclass
     ... class Point:
     ...     x: int = 0

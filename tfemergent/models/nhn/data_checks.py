@@ -8,6 +8,7 @@ from tfemergent.utils.validation import validate_real_array
 def validate_pair(name, data):
     """``data`` as a tuple ``(images, labels)``; ``ValueError`` if it is not a pair.
 
+    >>> from tfemergent.models.nhn.data_checks import validate_pair
     >>> validate_pair("train_data", ([0.0], [1]))
     ([0.0], [1])
     """
@@ -26,6 +27,8 @@ def validate_images_and_labels(name, images, labels, image_shape):
     are not one integer per image (non-finite pixels pass: a diverged training
     is a result of the search, not an argument error). ``name`` names the set in the messages.
 
+    >>> from tfemergent.models.nhn.data_checks import validate_images_and_labels
+    >>> import numpy as np
     >>> images, labels = validate_images_and_labels(
     ...     "x_train", np.zeros((2, 4, 4, 1)), [0, 1], (4, 4, 1))
     >>> images.dtype, labels.dtype

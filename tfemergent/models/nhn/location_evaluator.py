@@ -183,6 +183,7 @@ class LocationEvaluator:
     >>> import numpy as np
     >>> from tfemergent import search
     >>> from tfemergent.models import AddOnSuperNetwork, SegmentCNN
+    >>> from tfemergent.models import LocationEvaluator
     >>> base = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> network = AddOnSuperNetwork.from_model(base, seed=0)
     >>> rng = np.random.default_rng(0)

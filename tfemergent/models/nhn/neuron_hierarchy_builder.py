@@ -197,6 +197,10 @@ class NeuronHierarchyBuilder:
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.models import NeuronHierarchyBuilder
+    >>> from tfemergent.models.nhn import TrainingConfig
+    >>> from tfemergent.models.nhn import PruningConfig
+    >>> from tfemergent.models.nhn import SearchConfig
     >>> rng = np.random.default_rng(0)
     >>> images = rng.normal(size=(96, 8, 8, 1)).astype("float32")
     >>> labels = (images[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")

@@ -37,6 +37,8 @@ class PerCycleSharing:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.models.nhn.per_cycle_sharing import PerCycleSharing
+    >>> from tfemergent.models.nhn.per_cycle_sharing import TrialWeightStore
     >>> sharing = PerCycleSharing({"a": np.zeros(1), "b": np.zeros(1)}, TrialWeightStore())
     >>> sharing.finish({"trial_id": 0, "cycle": 0, "member": 0, "fitness": 0.5},
     ...                {"a": np.ones(1)})

@@ -32,6 +32,7 @@ class PruningConfig:
 
     Example:
 
+    >>> from tfemergent.models.nhn import PruningConfig
     >>> PruningConfig(fraction=0.5, granularity="channel", channel_multiple=4).scope
     'layer'
     >>> PruningConfig(fraction=1.0)

@@ -53,6 +53,7 @@ class SearchConfig:
 
     Example:
 
+    >>> from tfemergent.models.nhn import SearchConfig
     >>> config = SearchConfig(num_cycles=2, population_size=4, num_parents=2,
     ...                       num_children=1, num_fresh=1)
     >>> config.strategy(segment_sizes=(2, 2), seed=0).num_trials

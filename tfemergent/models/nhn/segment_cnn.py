@@ -227,6 +227,7 @@ class SegmentCNN:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.models import SegmentCNN
     >>> spec = SegmentCNN((8, 8, 1), num_classes=3, segments=[[4, {"filters": 4,
     ...     "kernel_size": 5}], [6]], add_ons=[{"segment": 0, "source": "input",
     ...     "target": 1, "kernel_size": 3}], seed=0)

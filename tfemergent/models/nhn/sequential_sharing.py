@@ -22,6 +22,8 @@ class SequentialSharing:
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.models.nhn.sequential_sharing import SequentialSharing
+    >>> from tfemergent.models.nhn.sequential_sharing import TrialWeightStore
     >>> sharing = SequentialSharing({"a": np.zeros(1)}, TrialWeightStore())
     >>> sharing.finish({"trial_id": 0, "cycle": 0, "member": 0, "fitness": 0.5},
     ...                {"a": np.ones(1)})

@@ -32,6 +32,8 @@ class TrainingConfig:
 
     Example:
 
+    >>> from tfemergent.models.nhn import TrainingConfig
+    >>> from tfemergent.models.nhn.training_config import TRAINING_STAGES
     >>> config = TrainingConfig(epochs=4, final_epochs=2)
     >>> [config.stage_epochs(stage) for stage in TRAINING_STAGES]
     [4, 4, 2]

@@ -84,6 +84,8 @@ class TrialWeightStore:
     Example:
 
     >>> import tempfile
+    >>> from tfemergent.models.nhn.trial_weight_store import TrialWeightStore
+    >>> import numpy as np
     >>> store = TrialWeightStore()
     >>> store.open(tempfile.mkdtemp(), {"search": 1})
     >>> store.save_snapshot(4, {"a": np.ones(2)})

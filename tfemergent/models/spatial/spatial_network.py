@@ -65,6 +65,7 @@ def build_spatial_network(
 
     Example:
 
+    >>> from tfemergent.models import build_spatial_network
     >>> model = build_spatial_network(64, hidden_units=(16, 16, 16, 32), seed=0)
     >>> [layer.units for layer in model.layers]
     [16, 16, 16, 32, 20]
