@@ -127,7 +127,9 @@ def test_ray_is_started_only_if_needed_and_stopped_only_if_started_here(
 @pytest.fixture(scope="module")
 def ray_address():
     """A local Ray instance with 2 CPUs; its workers find the toy modules of this folder."""
-    pytest.importorskip("ray")
+    pytest.importorskip(
+        "ray", reason="the Ray tests need ray, an optional extra: pip install -e '.[ray]'"
+    )
     if ray.is_initialized():
         pytest.fail("Ray was initialised before the module's Ray instance")
     old_path = os.environ.get("PYTHONPATH")
