@@ -194,8 +194,18 @@ def test_a_fully_dead_layer_cannot_be_shrunk():
     model.get_layer("conv_0_1").bias.assign([-1.0, 0.0])
     with pytest.raises(ValueError, match="Every channel of layer 'conv_0_0'.*Received: model="):
         shrink(model)
-    with pytest.raises(ValueError, match="not a model built by SegmentCNN"):
-        shrink(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]))
+    # Any functional model shrinks now (issue 16); what the engine cannot walk is refused.
+    with pytest.raises(ValueError, match="must be a built Keras model.*Received: model="):
+        shrink(keras.Sequential([keras.layers.Dense(2)]))
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x * 2.0
+
+    subclassed = Subclassed()
+    subclassed(np.ones((1, 2), "float32"))
+    with pytest.raises(ValueError, match="traced graph.*Received: model="):
+        shrink(subclassed)
 
 
 def test_shrink_docstring_examples():

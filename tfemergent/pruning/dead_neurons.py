@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from tfemergent.pruning._channel_graph import ChannelGraph
+from tfemergent.pruning._rebuild import PRODUCERS, graph_of
 
 
 def dead_neurons(model):
-    """The channels of a pruned `SegmentCNN` model that `shrink` removes, and why.
+    """The channels of a pruned model that `shrink` removes, and why.
 
     After kernel pruning some neurons (output channels of a convolution) are
     left without input or without output; Neuron Hierarchical Networks remove
@@ -31,12 +31,20 @@ def dead_neurons(model):
     channels without input or output). A channel without input and without
     output is listed under ``"no_input"``.
 
+    Any built functional or Sequential model works (the same engine as `shrink`
+    and `channel_groups`): there, "no input" means the channel's value is a
+    constant (no non-zero weight from a varying input) and the readers are every
+    convolution or dense layer reading the channel's group. One row per prunable
+    (not fixed) channel group, named after the group's first producing layer (for
+    a `SegmentCNN`, its convolution ``conv_{s}_{l}``, whose add-ons share its
+    channels).
+
     Args:
-        model: a model built by `tfemergent.models.SegmentCNN` (or loaded from
-            one), with pruned masks.
+        model: a built functional or Sequential `keras.Model`, e.g. one built by
+            `tfemergent.models.SegmentCNN` with pruned masks.
 
     Returns:
-        dict conv layer name -> ``{"no_input": [...], "no_output": [...],
+        dict layer name -> ``{"no_input": [...], "no_output": [...],
         "constant": [...]}`` (sorted channel indices).
 
     Example:
@@ -50,15 +58,23 @@ def dead_neurons(model):
     >>> dead_neurons(model)["conv_0_1"]  # channel 2 gets nothing; its bias is 0
     {'no_input': [2], 'no_output': [], 'constant': []}
     """
-    graph = ChannelGraph(model)
-    state = graph.solve()
+    graph = graph_of(model)
+    alive, values = graph.solve()
+    varies = graph.has_input(values)
     report = {}
-    for index, name in enumerate(graph.conv_names):
-        reasons = state.reasons[index]
-        constant = state.alive[index] & ~state.has_input[index]
-        report[name] = {
-            "no_input": np.flatnonzero(reasons == "no_input").tolist(),
-            "no_output": np.flatnonzero(reasons == "no_output").tolist(),
-            "constant": np.flatnonzero(constant).tolist(),
+    seen = set()
+    for node in graph.nodes:
+        if node.kind not in PRODUCERS:
+            continue
+        number = graph.group_number(int(graph.layouts[id(node.outputs[0])][0][0]))
+        if number in seen or graph.group_fixed[number]:
+            continue
+        seen.add(number)
+        channels = graph.channels_of(node.outputs[0])
+        kept, moving = alive[channels], varies[channels]
+        report[node.layer.name] = {
+            "no_input": np.flatnonzero(~kept & ~moving).tolist(),
+            "no_output": np.flatnonzero(~kept & moving).tolist(),
+            "constant": np.flatnonzero(kept & ~moving).tolist(),
         }
     return report

@@ -1,0 +1,269 @@
+"""Choose the weakest channels of any functional Keras model and zero them."""
+
+import math
+
+import keras
+import numpy as np
+
+from tfemergent.pruning._rebuild import PRODUCERS, Rebuild, graph_of, layer_costs
+from tfemergent.pruning.channel_pruning_report import ChannelPruningReport
+from tfemergent.utils.validation import validate_choice, validate_float, validate_int
+
+CRITERIA = ("l1", "l2", "std")
+SCOPES = ("layer", "model")
+
+
+def _out_last_kernel(node):
+    """The producer's kernel with its output channels on the last axis (numpy)."""
+    layer, kind = node.layer, node.kind
+    if kind == "separable":
+        kernel = layer.pointwise_kernel
+    elif hasattr(layer, "masked_kernel"):
+        kernel = layer.masked_kernel
+    else:
+        kernel = layer.kernel
+    kernel = np.asarray(keras.ops.convert_to_numpy(kernel), "float64")
+    if kind == "transposed":
+        kernel = np.moveaxis(kernel, -2, -1)
+    return kernel
+
+
+def _scores(kernel, criterion):
+    """One score per output channel (last axis) of ``kernel``."""
+    if callable(criterion):
+        scores = np.asarray(criterion(kernel), "float64").reshape(-1)
+        if scores.shape != (kernel.shape[-1],):
+            raise ValueError(
+                "A callable `criterion` must return one score per output channel "
+                f"({kernel.shape[-1]}) of the kernel it is given (shape {kernel.shape}). "
+                f"Received: a result of shape {np.shape(scores)}"
+            )
+        return scores
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    if criterion == "l1":
+        return np.abs(flat).mean(axis=0)
+    if criterion == "l2":
+        return np.sqrt((flat ** 2).mean(axis=0))
+    if kernel.ndim <= 2:  # std: of each column of a dense kernel
+        return flat.std(axis=0)
+    spatial = tuple(range(kernel.ndim - 2))
+    return kernel.std(axis=spatial).mean(axis=0)
+
+
+def _criterion_name(criterion):
+    if callable(criterion):
+        return getattr(criterion, "__name__", type(criterion).__name__)
+    return criterion
+
+
+def _zero_channels(graph, pruned):
+    """Zero, in the layers of ``graph.model``, everything that writes or reads ``pruned``."""
+    for node in graph.nodes:
+        layer, kind = node.layer, node.kind
+        if kind not in PRODUCERS + ("batch_norm", "depthwise"):
+            continue
+        out_mask = pruned[graph.channels_of(node.outputs[0])]
+        in_mask = pruned[graph.channels_of(node.inputs[0])]
+        if not out_mask.any() and not in_mask.any():
+            continue
+        for variable in layer.weights:
+            name = variable.name.split("/")[-1]
+            value = np.array(keras.ops.convert_to_numpy(variable))
+            if kind in ("conv", "dense"):
+                if value.ndim >= 2:
+                    value[..., in_mask, :] = 0
+                    value[..., out_mask] = 0
+                else:
+                    value[out_mask] = 0
+            elif kind == "transposed":
+                if value.ndim >= 2:
+                    value[..., out_mask, :] = 0
+                    value[..., in_mask] = 0
+                else:
+                    value[out_mask] = 0
+            elif kind == "separable":
+                multiplier = int(layer.depth_multiplier)
+                if name == "depthwise_kernel":
+                    value[..., in_mask, :] = 0
+                elif name == "pointwise_kernel":
+                    value[..., np.repeat(in_mask, multiplier), :] = 0
+                    value[..., out_mask] = 0
+                else:
+                    value[out_mask] = 0
+            elif kind == "depthwise":
+                if value.ndim >= 2:
+                    value[..., in_mask, :] = 0
+                else:
+                    value[out_mask] = 0
+            elif kind == "batch_norm":
+                if name in ("gamma", "beta", "moving_mean"):
+                    value[out_mask] = 0
+            variable.assign(value.astype(variable.dtype))
+
+
+def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, exclude=()):
+    """A copy of ``model`` in which the weakest channels carry exact zeros, and a report.
+
+    Channels are pruned by coupled groups (`channel_groups`: a residual ``Add``
+    joins the channels of its inputs, a squeeze-and-excitation ``Multiply`` its
+    gate's, depthwise convolutions pass them on, ...). Channel ``j`` of a group is
+    pruned in every layer of the group at once: every producing layer (convolution,
+    dense, separable or transposed convolution) gets a zero output column and bias
+    entry, every following `BatchNormalization` a zero scale, shift and moving mean
+    (so the zero passes through the normalisation and the activation), every
+    depthwise convolution zero kernels and bias there, and every layer reading the
+    channel through weights zero input rows. `tfemergent.layers.MaskedConv2D` and
+    `tfemergent.layers.AddOnConv2D` get their mask entries zeroed too. The pruned
+    channels then have no reader, so `shrink` removes them exactly; with ReLU-like
+    activations (``f(0) = 0``) the zeros also stay zero when the copy trains
+    (their gradients are exactly zero), so the copy and its shrunk model train alike.
+
+    Fixed groups (model inputs and outputs, layers the engine does not understand:
+    custom layers, `Lambda`, shared layers, nested models; groups touching a layer in
+    ``exclude``) are never pruned; the report lists them and why.
+
+    Ranking. The score of a group's channel is the mean, over the group's producing
+    layers, of a score of that layer's output channel computed from its kernel:
+    ``"l1"`` the mean absolute weight (L1 norm / fan-in), ``"l2"`` the root mean
+    square weight, ``"std"`` Neuron Hierarchical Networks' sensitivity (the
+    standard deviation of every ``k x k`` kernel, averaged over the input channels;
+    for a `Dense` kernel, the standard deviation of its column), or a callable
+    ``criterion(kernel) -> scores`` given the kernel (numpy, output channels on the
+    last axis) and returning one score per output channel. Lowest scores go first,
+    ties by channel index.
+
+    Scope. ``"layer"`` (the default, the safe one): every prunable group loses
+    ``floor(fraction * n)`` of its ``n`` channels. ``"model"``: the
+    ``floor(fraction * N)`` lowest-scoring of all ``N`` prunable channels, one
+    global threshold, which can empty a group: that is refused with a
+    ``ValueError`` (use ``"layer"``, a smaller fraction or ``exclude``). Then every
+    group keeps a multiple of ``round_to`` channels (rounded up, at least
+    ``round_to``, at most ``n``): CPU kernels run faster on widths that are
+    multiples of 8 or 16.
+
+    Args:
+        model: a built functional or Sequential `keras.Model` (not modified).
+        fraction: fraction of the prunable channels to prune, in [0, 1).
+        criterion: ``"l1"``, ``"l2"``, ``"std"`` or a callable (see above).
+        scope: ``"layer"`` or ``"model"``.
+        round_to: int >= 1, kept channels of a group rounded up to a multiple of it.
+        exclude: names of layers whose channel groups are left alone.
+
+    Returns:
+        ``(pruned_model, report)``: a new model of the same architecture (same
+        layer classes, names and widths, weights copied, then the chosen channels
+        zeroed; not compiled) and a `tfemergent.pruning.ChannelPruningReport`
+        whose "after" counts are those of ``shrink(pruned_model)``.
+
+    Example:
+
+    >>> import keras
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    >>> x = keras.layers.BatchNormalization(name="bn")(x)
+    >>> x = keras.layers.ReLU(name="relu")(x)
+    >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    >>> pruned, report = prune_channels(model, 0.25, round_to=2)
+    >>> len(report.pruned["conv"])
+    2
+    >>> report.layers["conv"]["channels_after"], report.layers["bn"]["channels_after"]
+    (6, 6)
+    >>> from tfemergent.pruning import shrink
+    >>> shrink(pruned).get_layer("conv").filters
+    6
+    """
+    graph = graph_of(model)
+    fraction = validate_float("fraction", fraction, minimum=0.0)
+    if fraction >= 1.0:
+        raise ValueError(
+            "Argument `fraction` must be in [0, 1) (a group always keeps a channel). "
+            f"Received: fraction={fraction!r}"
+        )
+    if not callable(criterion):
+        criterion = validate_choice("criterion", criterion, CRITERIA)
+    scope = validate_choice("scope", scope, SCOPES)
+    round_to = validate_int("round_to", round_to, minimum=1)
+    if isinstance(exclude, str):
+        exclude = (exclude,)
+    names = {layer.name for layer in model.layers}
+    if not all(isinstance(name, str) for name in exclude) or any(
+            name not in names for name in exclude):
+        raise ValueError(
+            "Argument `exclude` must name layers of the model; "
+            f"{[n for n in exclude if n not in names]} are not among them. "
+            f"Received: exclude={list(exclude)!r}"
+        )
+    copy = Rebuild(graph, np.ones(graph.num_channels, bool), None).model()
+    graph = graph_of(copy)
+    excluded = set(exclude)
+    scores = {}  # group number -> array of channel scores
+    reasons = [list(r) for r in graph.group_fixed]
+    for number in range(len(graph.group_size)):
+        if reasons[number]:
+            continue
+        touched = excluded.intersection(graph.group_layers(number))
+        if touched:
+            reasons[number].append(f"excluded ({', '.join(sorted(touched))})")
+            continue
+        offset = graph.offset[number]
+        total = np.zeros(graph.group_size[number])
+        count = np.zeros(graph.group_size[number])
+        for node in graph.producers(number):
+            channels = graph.channels_of(node.outputs[0]) - offset
+            total[channels] += _scores(_out_last_kernel(node), criterion)
+            count[channels] += 1
+        if count.any():
+            scores[number] = total / np.maximum(count, 1)
+        else:
+            reasons[number].append("no producing layer")
+    pruned = np.zeros(graph.num_channels, bool)
+    remove = {}
+    if scope == "layer":
+        for number, values in scores.items():
+            remove[number] = int(math.floor(fraction * len(values)))
+        order = {number: np.argsort(values, kind="stable") for number, values in scores.items()}
+    else:
+        pairs = [(value, number, index) for number, values in scores.items()
+                 for index, value in enumerate(values)]
+        pairs.sort()
+        budget = int(math.floor(fraction * len(pairs)))
+        chosen = {}
+        for _, number, index in pairs[:budget]:
+            chosen.setdefault(number, []).append(index)
+        for number, indices in chosen.items():
+            if len(indices) == len(scores[number]):
+                layers = graph.group_layers(number)
+                raise ValueError(
+                    f"scope='model' would prune every channel of the group of {layers[0]!r} "
+                    f"({len(indices)} channels: {layers}): its channels all score below the "
+                    "global threshold. Use scope='layer', a smaller fraction, or exclude one "
+                    f"of those layers. Received: fraction={fraction}, scope='model'"
+                )
+        remove = {number: len(chosen.get(number, [])) for number in scores}
+        order = {number: np.array(chosen.get(number, []) + [
+            i for i in np.argsort(scores[number], kind="stable")
+            if i not in set(chosen.get(number, []))], int) for number in scores}
+    report_pruned = {}
+    for number, values in scores.items():
+        size = len(values)
+        kept = size - remove[number]
+        kept = min(size, max(round_to, round_to * math.ceil(kept / round_to)))
+        indices = np.sort(order[number][: size - kept])
+        pruned[graph.offset[number] + indices] = True
+        if len(indices):
+            report_pruned[graph.producers(number)[0].layer.name] = indices.tolist()
+    _zero_channels(graph, pruned)
+    graph = graph_of(copy)
+    alive, values = graph.solve()
+    rows = layer_costs(Rebuild(graph, alive, values))
+    fixed_groups = [
+        {"layers": graph.group_layers(number), "num_channels": int(graph.group_size[number]),
+         "reasons": reasons[number]}
+        for number in range(len(graph.group_size)) if reasons[number]
+    ]
+    report = ChannelPruningReport(
+        layers=rows, fixed_groups=fixed_groups, pruned=report_pruned, fraction=fraction,
+        criterion=_criterion_name(criterion), scope=scope, round_to=round_to,
+    )
+    return copy, report
