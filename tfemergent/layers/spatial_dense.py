@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
 from tfemergent.utils import keras_multi_worker
+from tfemergent.utils.dtypes import cost_dtype, to_loss_dtype
 from tfemergent.utils.validation import (
     validate_bool,
     validate_int,
@@ -69,6 +70,12 @@ class SpatialDense(keras.layers.Layer):
     network shrink weights without changing its spatial structure), so that is
     the default. The costs are averaged over the selected layers by giving each
     cost ``num_layers = |L|``.
+
+    Dtype policies: the forward pass runs in the layer's ``compute_dtype``
+    (float16 under ``"mixed_float16"``), the variables are in its
+    ``variable_dtype``; the costs read the kernel and the positions at full
+    precision, are computed in at least float32 and are added to the loss in the
+    dtype of Keras' losses (``keras.config.floatx()``).
 
     Reference: M. Wołczyk, J. Tabor, M. Śmieja, S. Maszke, "Biologically-Inspired
     Spatial Neural Networks" (2019).
@@ -265,6 +272,8 @@ class SpatialDense(keras.layers.Layer):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
+            # Read at full precision by the transport cost; `call` casts it.
+            autocast=False,
         )
         if self.use_bias:
             self.bias = self.add_weight(
@@ -280,7 +289,8 @@ class SpatialDense(keras.layers.Layer):
             name="positions",
             shape=(self.units, self.position_dim),
             initializer=self.position_initializer,
-            regularizer=self.density_cost,
+            regularizer=None if self.density_cost is None else self._density_loss,
+            autocast=False,  # the costs read the positions at full precision
         )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
@@ -294,19 +304,29 @@ class SpatialDense(keras.layers.Layer):
         if self.activation is not None:
             outputs = self.activation(outputs)
         if self.transport_cost is not None:
-            self.add_loss(self.compute_transport_cost())
+            self.add_loss(to_loss_dtype(self.compute_transport_cost()))
         return outputs
 
+    def _density_loss(self, positions):
+        # The regularizer of `positions`: the density cost in Keras' loss dtype.
+        return to_loss_dtype(self.density_cost(positions))
+
     def compute_transport_cost(self):
-        """The transport cost of this layer's current weights and positions."""
+        """The transport cost of this layer's current weights and positions.
+
+        A scalar in the variable dtype, at least float32.
+        """
         if self.transport_cost is None or self._source_layer is None:
-            return tf.zeros((), self.variable_dtype)
+            return tf.zeros((), cost_dtype(self.variable_dtype))
         return self.transport_cost((self.kernel, self.input_positions, self.positions))
 
     def compute_density_cost(self):
-        """The density cost of this layer's current positions."""
+        """The density cost of this layer's current positions.
+
+        A scalar in the variable dtype, at least float32.
+        """
         if self.density_cost is None:
-            return tf.zeros((), self.variable_dtype)
+            return tf.zeros((), cost_dtype(self.variable_dtype))
         return self.density_cost(self.positions)
 
     def compute_output_shape(self, input_shape):

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfemergent import kernels
+from tfemergent.utils.dtypes import cost_dtype
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 METRICS = ("euclidean", "manhattan")
@@ -26,7 +27,9 @@ class DensityCost(keras.regularizers.Regularizer):
 
     It is an ordinary one-tensor Keras regularizer: call it on a positions
     matrix of shape ``(N_l, D)``; `SpatialDense` applies it to its ``positions``
-    weight when given as ``density_cost``.
+    weight when given as ``density_cost`` (cast to the dtype of Keras' losses,
+    ``keras.config.floatx()``). It is computed and returned in the positions'
+    dtype, at least float32 (float16 positions are cast up).
 
     Reference: M. Wołczyk, J. Tabor, M. Śmieja, S. Maszke, "Biologically-Inspired
     Spatial Neural Networks" (2019), section 2.
@@ -39,10 +42,10 @@ class DensityCost(keras.regularizers.Regularizer):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.regularizers import DensityCost
     >>> cost = DensityCost(beta=1.0)
     >>> positions = np.array([[0.0, 0.0], [3.0, 4.0]], "float32")
     >>> round(float(cost(positions)), 6)   # (2 * exp(0) + 2 * exp(-5)) / 4
-    >>> from tfemergent.regularizers import DensityCost
     0.503369
     """
 
@@ -58,6 +61,7 @@ class DensityCost(keras.regularizers.Regularizer):
                 "DensityCost expects a positions matrix of shape (num_neurons, "
                 f"position_dim). Received: positions.shape={positions.shape}"
             )
+        positions = tf.cast(positions, cost_dtype(positions.dtype))
         distances = kernels.pairwise_distances(positions, positions, metric=self.metric)
         return (self.beta / self.num_layers) * tf.reduce_mean(tf.exp(-distances))
 

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfemergent.utils.dtypes import cost_dtype
 from tfemergent.utils.validation import validate_float
 
 
@@ -23,7 +24,10 @@ class IterationActivityL1(keras.regularizers.Regularizer):
 
     `RecursiveURNLayer` applies it to its states when given as
     ``state_regularizer``; the weight term ``c_W |W|`` is
-    ``keras.regularizers.L1(c_W)`` on the kernel.
+    ``keras.regularizers.L1(c_W)`` on the kernel. The sum is computed in at least
+    float32 (float16 states of ``"mixed_float16"`` are cast up) and returned in
+    that dtype; the layer casts it to the dtype of Keras' losses,
+    ``keras.config.floatx()``, when it adds it.
 
     Reference: S. Golkar, "Emergent Structures and Lifetime Structure Evolution
     in Artificial Neural Networks" (2019), eq. 5.
@@ -34,11 +38,11 @@ class IterationActivityL1(keras.regularizers.Regularizer):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.regularizers import IterationActivityL1
     >>> states = np.array([[[1.0, -2.0], [0.0, 3.0]],
     ...                    [[0.5, 0.0], [0.0, -0.5]]], "float32")  # (I=2, batch=2, S=2)
     >>> round(float(IterationActivityL1(0.1)(states)), 6)  # 0.1 * (3 + 3 + 0.5 + 0.5) / 2
     0.35
-    >>> from tfemergent.regularizers import IterationActivityL1
     """
 
     def __init__(self, c_n=2e-5):
@@ -51,6 +55,7 @@ class IterationActivityL1(keras.regularizers.Regularizer):
                 "IterationActivityL1 expects states of shape (..., batch, num_neurons). "
                 f"Received: states.shape={states.shape}"
             )
+        states = tf.cast(states, cost_dtype(states.dtype))
         batch_size = tf.cast(tf.shape(states)[-2], states.dtype)
         total = tf.reduce_sum(tf.abs(states))
         return tf.cast(self.c_n, states.dtype) * total / tf.maximum(

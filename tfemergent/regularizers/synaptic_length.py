@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfemergent import kernels
+from tfemergent.utils.dtypes import cost_dtype
 from tfemergent.utils.validation import validate_float
 
 
@@ -47,18 +48,19 @@ class SynapticLength(keras.regularizers.Regularizer):
 
     Call arguments:
         x: tuple ``(kernel, coordinates)``: the ``[S, S]`` weight in Keras layout
-            and the ``[S, D]`` neuron positions (cast to the kernel's dtype).
+            and the ``[S, D]`` neuron positions.
 
     Returns:
-        A scalar of the kernel's dtype.
+        A scalar of the kernel's dtype, at least float32 (a float16 kernel is cast
+        up, see `tfemergent.utils.dtypes.cost_dtype`).
 
     Example:
 
     >>> import numpy as np
     >>> from tfemergent.geometry import UpliftedLattice
+    >>> from tfemergent.regularizers import SynapticLength
     >>> lattice = UpliftedLattice(width=2, height=1, depth=2, num_outputs=1)
     >>> kernel = np.zeros((4, 4), "float32")
-    >>> from tfemergent.regularizers import SynapticLength
     >>> kernel[0, 3] = -2.0  # synapse 0 -> 3: from (0, 0, 0) to (1, 0, 1)
     >>> kernel[1, 1] = 5.0  # a self-connection has length 0
     >>> cost = SynapticLength(c_syn=0.5, gamma=2.0)
@@ -80,6 +82,7 @@ class SynapticLength(keras.regularizers.Regularizer):
             )
         kernel, coordinates = x
         kernel = tf.convert_to_tensor(kernel)
+        kernel = tf.cast(kernel, cost_dtype(kernel.dtype))
         coordinates = tf.cast(coordinates, kernel.dtype)
         total = kernels.distance_weighted_l1(
             kernel, coordinates, coordinates, distance_power=self.gamma

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfemergent import kernels
+from tfemergent.utils.dtypes import cost_dtype
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
 WEIGHT_NORMS = ("l1", "l2")
@@ -41,7 +42,9 @@ class TransportCost(keras.regularizers.Regularizer):
     Unlike a plain Keras regularizer it needs three tensors, so it is called with
     a tuple ``(kernel, input_positions, positions)``. `SpatialDense` calls it for
     you and adds the result with ``add_loss``; the math is
-    `tfemergent.kernels.distance_weighted_l1`.
+    `tfemergent.kernels.distance_weighted_l1`. It is computed and returned in the
+    kernel's dtype, at least float32 (a float16 kernel is cast up); `SpatialDense`
+    casts it to the dtype of Keras' losses, ``keras.config.floatx()``.
 
     Reference: M. Wołczyk, J. Tabor, M. Śmieja, S. Maszke, "Biologically-Inspired
     Spatial Neural Networks" (2019), section 2.
@@ -57,10 +60,10 @@ class TransportCost(keras.regularizers.Regularizer):
     Example:
 
     >>> import numpy as np
+    >>> from tfemergent.regularizers import TransportCost
     >>> cost = TransportCost(alpha=1.0)
     >>> kernel = np.array([[1.0, -2.0]], "float32")   # 1 input, 2 outputs
     >>> p_in = np.array([[0.0, 0.0]], "float32")
-    >>> from tfemergent.regularizers import TransportCost
     >>> p_out = np.array([[3.0, 4.0], [0.0, 1.0]], "float32")
     >>> float(cost((kernel, p_in, p_out)))              # (1*5 + 2*1) / 2
     3.5
@@ -90,13 +93,15 @@ class TransportCost(keras.regularizers.Regularizer):
             )
         kernel, input_positions, positions = x
         kernel = tf.convert_to_tensor(kernel)
+        dtype = cost_dtype(kernel.dtype)
+        kernel = tf.cast(kernel, dtype)
         shape = tf.shape(kernel)
         count = shape[-1] if self.normalization == "neurons" else shape[0] * shape[-1]
-        count = tf.cast(count, kernel.dtype)
+        count = tf.cast(count, dtype)
         total = kernels.distance_weighted_l1(
             kernel,
-            tf.cast(input_positions, kernel.dtype),
-            tf.cast(positions, kernel.dtype),
+            tf.cast(input_positions, dtype),
+            tf.cast(positions, dtype),
             weight_norm=self.weight_norm,
             metric=self.metric,
         )
