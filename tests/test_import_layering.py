@@ -30,9 +30,7 @@ LAYERS = (
 
 # Upward imports still to be removed, each with the issue that removes it. Empty when
 # the layering holds everywhere.
-PENDING = {
-    ("tfemergent.pruning._channel_graph", "tfemergent.models.nhn"): "issue 16: generic channel graph",
-}
+PENDING = {}
 
 
 def _rank_table(layers):

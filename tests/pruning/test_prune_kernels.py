@@ -132,8 +132,8 @@ def test_pruning_public_api():
     from tfemergent import analysis, callbacks, initializers, layers, models, pruning
 
     assert sorted(pruning.__all__) == [
-        "PruningReport", "activation_scales", "channel_groups", "dead_neurons", "prune_kernels",
-        "restore_activation_scales", "shrink",
+        "ChannelPruningReport", "PruningReport", "activation_scales", "channel_groups",
+        "dead_neurons", "prune_channels", "prune_kernels", "restore_activation_scales", "shrink",
     ]
     assert initializers.__all__ == ["SmoothKernel"]
     assert tfemergent.pruning is pruning and tfemergent.initializers is initializers

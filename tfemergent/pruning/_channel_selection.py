@@ -1,13 +1,16 @@
 """Which whole channels ``prune_kernels(..., granularity="channel")`` prunes (private).
 
-A channel (output channel ``o`` of a convolution ``conv_{s}_{l}`` of a `SegmentCNN`
-model) is pruned by masking every kernel that touches it:
+A channel (output channel ``o`` of a `MaskedConv2D`, e.g. ``conv_{s}_{l}`` of a
+`SegmentCNN` model) is pruned by masking every kernel that touches it:
 
 * its incoming kernels: column ``o`` of the convolution's mask and of the masks of the
   add-ons that target the convolution;
-* its outgoing kernels: row ``o`` of the next convolution's mask (the next convolution
-  reads this one's output, pooled at a segment boundary) and of the masks of the add-ons
-  that read it.
+* its outgoing kernels: row ``o`` of the masks of the masked convolutions that read its
+  channel group (the next convolution, pooled at a segment boundary, and the add-ons).
+
+The convolutions, their add-ons and who reads whom come from the generic channel graph
+(`tfemergent.pruning._graph`): an add-on shares the channels of the convolution it is
+added to (the ``Add`` joins them), and reads the channels of its source.
 
 The channel is then left without input and (except in the last convolution) without
 output, so `shrink` removes it exactly: a channel without output changes nothing; a
@@ -19,12 +22,75 @@ kernel and mask, computed once at the start. Every convolution keeps at least on
 with an incoming kernel, so that the pruned network still depends on its input.
 """
 
+import dataclasses
 import math
 
 import numpy as np
 
 from tfemergent.analysis.kernel_sensitivity import channel_sensitivity
-from tfemergent.pruning._channel_graph import ChannelGraph
+from tfemergent.layers.add_on_conv2d import AddOnConv2D
+from tfemergent.layers.masked_conv2d import MaskedConv2D
+from tfemergent.pruning._rebuild import graph_of
+
+
+@dataclasses.dataclass
+class AddOnEdge:
+    """An add-on: its layer, kernel mask (source x target channels) and endpoints."""
+
+    layer: object
+    mask: np.ndarray
+    producer: object  # index of the source convolution, or None for the model input
+    target: int
+
+
+class MaskedNetwork:
+    """The masked convolutions of a model, their add-ons and their readers."""
+
+    def __init__(self, model):
+        graph = graph_of(model)
+        nodes = [node for node in graph.nodes if isinstance(node.layer, MaskedConv2D)]
+        add_on_nodes = [node for node in graph.nodes if isinstance(node.layer, AddOnConv2D)]
+
+        def group(tensor):
+            spaces = np.unique(graph.layouts[id(tensor)][0])
+            if len(spaces) != 1:
+                return None
+            number = graph.group_number(int(spaces[0]))
+            identity = np.array_equal(graph.channels_of(tensor) - graph.offset[number],
+                                      np.arange(len(graph.channels_of(tensor))))
+            return number if identity else None
+
+        self.conv_names = [node.layer.name for node in nodes]
+        self.conv_layers = [node.layer for node in nodes]
+        groups = [group(node.outputs[0]) for node in nodes]
+        for node, number in zip(nodes, groups):
+            if number is None or graph.group_fixed[number]:
+                why = "its channels are not one prunable group" if number is None else "; ".join(
+                    graph.group_fixed[number])
+                raise ValueError(
+                    f"the output channels of {node.layer.name!r} cannot be pruned ({why}). "
+                    f"Received: model={model.name!r}"
+                )
+        index_of_group = {number: index for index, number in enumerate(groups)}
+        self.masks = [layer.pruning_mask.numpy() > 0.5 for layer in self.conv_layers]
+        self.add_ons = []
+        for node in add_on_nodes:
+            target = index_of_group.get(group(node.outputs[0]))
+            source = group(node.inputs[0])
+            producer = index_of_group.get(source)
+            if target is None or (producer is None and not graph.group_fixed[source]):
+                raise ValueError(
+                    f"add-on {node.layer.name!r} does not join a masked convolution's "
+                    f"channels. Received: model={model.name!r}"
+                )
+            self.add_ons.append(AddOnEdge(
+                layer=node.layer, mask=node.layer.pruning_mask.numpy() > 0.5,
+                producer=producer, target=target))
+        self.readers = [
+            [nodes.index(reader) for reader in nodes
+             if group(reader.inputs[0]) == number]
+            for number in groups
+        ]
 
 
 class ChannelSelection:
@@ -32,12 +98,12 @@ class ChannelSelection:
 
     def __init__(self, model, layer_names=None):
         try:
-            self.graph = ChannelGraph(model)
+            self.graph = MaskedNetwork(model)
         except ValueError as error:
             raise ValueError(
-                "granularity='channel' prunes the output channels of a model built by "
-                f"tfemergent.models.SegmentCNN (it needs to know which layers read a "
-                f"channel): {error}"
+                "granularity='channel' prunes the output channels of the masked "
+                "convolutions of a model such as those built by "
+                f"tfemergent.models.SegmentCNN: {error}"
             ) from None
         graph = self.graph
         names = graph.conv_names
@@ -72,9 +138,7 @@ class ChannelSelection:
 
     def _outgoing(self, index):
         """Names of the masks whose rows read convolution ``index``'s output."""
-        names = [] if index + 1 == len(self.graph.conv_names) else [
-            self.graph.conv_names[index + 1]
-        ]
+        names = [self.graph.conv_names[reader] for reader in self.graph.readers[index]]
         return names + [e.layer.name for e in self.graph.add_ons if e.producer == index]
 
     def has_input(self, index):
