@@ -121,7 +121,7 @@ class SpatialDense(keras.layers.Layer):
     True
     >>> model.compile("adam", "mse")
     >>> history = model.fit(np.ones((4, 8)), np.zeros((4, 4)), verbose=0)
-    >>> model.layers[1].positions.shape
+    >>> tuple(model.layers[1].positions.shape)
     (4, 2)
     """
 

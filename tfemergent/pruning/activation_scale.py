@@ -50,6 +50,7 @@ def activation_scales(model, images, layer_names=None, batch_size=256):
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.pruning import activation_scales
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
     >>> scales = activation_scales(model, images)
@@ -97,6 +98,8 @@ def restore_activation_scales(model, images, target_scales, batch_size=256):
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.pruning import activation_scales
+    >>> from tfemergent.pruning import restore_activation_scales
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
     >>> targets = activation_scales(model, images)

@@ -24,6 +24,7 @@ def channel_groups(model):
     Example:
 
     >>> import keras
+    >>> from tfemergent.pruning import channel_groups
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
     >>> y = keras.layers.Conv2D(4, 3, padding="same", name="branch")(x)

@@ -35,6 +35,7 @@ class ChannelPruningReport:
 
     Example:
 
+    >>> from tfemergent.pruning import ChannelPruningReport
     >>> report = ChannelPruningReport(
     ...     layers={"conv": {"type": "Conv2D", "channels_before": 8, "channels_after": 4,
     ...                      "parameters_before": 224, "parameters_after": 112,

@@ -51,6 +51,7 @@ def dead_neurons(model):
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.pruning import dead_neurons
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[2, 3]], seed=0).build()
     >>> model.get_layer("conv_0_1").set_kernel_mask([[1, 1, 0], [0, 0, 0]])
     >>> dead_neurons(model)["conv_0_0"]  # channel 1 of conv_0_0 is read by nobody

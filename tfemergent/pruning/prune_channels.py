@@ -158,6 +158,7 @@ def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, e
     Example:
 
     >>> import keras
+    >>> from tfemergent.pruning import prune_channels
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
     >>> x = keras.layers.BatchNormalization(name="bn")(x)

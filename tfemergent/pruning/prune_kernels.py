@@ -105,6 +105,7 @@ def prune_kernels(
 
     >>> import numpy as np
     >>> from tfemergent.models import SegmentCNN
+    >>> from tfemergent.pruning import prune_kernels
     >>> model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
     >>> report = prune_kernels(model, fraction=0.5)
     >>> report.num_pruned_kernels, report.num_kernels  # (1*4 + 4*4) kernels

@@ -33,6 +33,7 @@ class PruningReport:
 
     Example:
 
+    >>> from tfemergent.pruning import PruningReport
     >>> report = PruningReport(
     ...     layers={"conv_0_0": {"num_kernels": 4, "num_pruned_kernels": 3,
     ...                          "num_parameters": 36, "num_pruned_parameters": 27}},

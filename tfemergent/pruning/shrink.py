@@ -45,6 +45,7 @@ def shrink(model):
     >>> import keras
     >>> import numpy as np
     >>> from tfemergent.pruning import prune_channels
+    >>> from tfemergent.pruning import shrink
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
     >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(x)

@@ -107,6 +107,7 @@ class NhnConfig:
 
     >>> config = NhnConfig(search={"num_cycles": 2}, verbose=0)
     >>> config.training.epochs, config.search.num_cycles, config.search.population_size
+    >>> from tfemergent.models.nhn.experiment import NhnConfig
     (8, 2, 10)
     >>> config.replace(num_train=100, training={"epochs": 1}).training.batch_size
     32
@@ -361,6 +362,7 @@ def evolution_settings(population_size):
 
     >>> evolution_settings(20), evolution_settings(10), evolution_settings(4)
     ((4, 5, 5), (3, 3, 2), (2, 1, 1))
+    >>> from tfemergent.models.nhn.experiment import evolution_settings
     """
     population_size = validate_int("population_size", population_size, minimum=2)
     if population_size >= 11:
