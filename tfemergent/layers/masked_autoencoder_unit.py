@@ -8,6 +8,7 @@ from tfemergent.geometry import receptive_fields as fields
 from tfemergent.kernels import BlockMask
 from tfemergent.kernels import masked_matmul
 from tfemergent.utils import keras_multi_worker
+from tfemergent.utils.dtypes import cost_dtype, to_loss_dtype
 from tfemergent.utils.validation import validate_float, validate_int, validate_seed
 
 
@@ -240,6 +241,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
             initializer=lambda shape, dtype=None: tf.gather(
                 self.retained_encoder_kernel, indices
             ),
+            autocast=False,  # read at full precision by the L2 cost; the forward casts
         )
         self.encoder_bias = self.add_weight(
             name="encoder_bias", shape=(self.num_hidden,), initializer=self.bias_initializer
@@ -250,6 +252,7 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
             initializer=lambda shape, dtype=None: tf.gather(
                 self.retained_decoder_kernel, indices, axis=1
             ),
+            autocast=False,
         )
         self.decoder_bias = self.add_weight(
             name="decoder_bias",
@@ -268,7 +271,11 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         return tf.transpose(self.encode_cells(self._cells(feature_map)))
 
     def autoencode(self, feature_map, training=None):
-        """``(code, loss)``: the code and the unit's own loss (MSE + L2) on a batch."""
+        """``(code, loss)``: the code and the unit's own loss (MSE + L2) on a batch.
+
+        The code is in the layer's ``compute_dtype``, the loss in its
+        ``variable_dtype`` (at least float32, also under ``"mixed_float16"``).
+        """
         code, loss = self.autoencode_cells(self._cells(feature_map), training=training)
         return tf.transpose(code), loss
 
@@ -279,9 +286,10 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         return tf.transpose(tf.reshape(feature_map, [-1, height * width]))
 
     def _l2_cost(self):
+        dtype = cost_dtype(self.variable_dtype)
         return self.l2 * (
-            tf.reduce_sum(tf.square(self.encoder_kernel))
-            + tf.reduce_sum(tf.square(self.decoder_kernel))
+            tf.reduce_sum(tf.square(tf.cast(self.encoder_kernel, dtype)))
+            + tf.reduce_sum(tf.square(tf.cast(self.decoder_kernel, dtype)))
         )
 
     # Cell-major forms: the map as ``[h*w, batch]`` (one row per cell). Reading a
@@ -313,33 +321,38 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         """``(x_map @ (theta * delta))^T``, cell-major: `masked_matmul`'s block path."""
         return masked_matmul(
             tf.cast(cells, self.compute_dtype),
-            self.encoder_kernel[None],
+            tf.cast(self.encoder_kernel, self.compute_dtype)[None],
             self.field_block_mask(),
             features_first=True,
         )
 
     def encode_cells(self, cells):
         """The code, cell-major: ``[num_hidden, batch]`` from ``[h*w, batch]``."""
-        return self.activation(self._encoder_product(cells) + self.encoder_bias[:, None])
+        bias = tf.cast(self.encoder_bias, self.compute_dtype)
+        return self.activation(self._encoder_product(cells) + bias[:, None])
 
     def autoencode_cells(self, cells, training=None):
         """`autoencode` on a cell-major map: ``(code [num_hidden, batch], loss)``."""
         field = tf.cast(self.read_field_cells(cells), self.compute_dtype)
-        code = self.activation(self._encoder_product(cells) + self.encoder_bias[:, None])
+        code = self.encode_cells(cells)
         hidden = code
         if training and self.dropout > 0.0:
             hidden = keras.random.dropout(code, self.dropout, seed=self.seed_generator)
+        decoder_kernel = tf.cast(self.decoder_kernel, self.compute_dtype)
+        decoder_bias = tf.cast(self.decoder_bias, self.compute_dtype)
         reconstruction = (
-            tf.matmul(self.decoder_kernel, hidden, transpose_a=True) + self.decoder_bias[:, None]
+            tf.matmul(decoder_kernel, hidden, transpose_a=True) + decoder_bias[:, None]
         )
-        loss = tf.reduce_mean(tf.square(reconstruction - field))
+        # The cost in at least float32 (a float16 mean of squares loses precision).
+        dtype = cost_dtype(self.variable_dtype)
+        loss = tf.reduce_mean(tf.square(tf.cast(reconstruction, dtype) - tf.cast(field, dtype)))
         if self.l2 > 0.0:
             loss += self._l2_cost()
         return code, loss
 
     def call(self, inputs, training=None):
         code, loss = self.autoencode(inputs, training=training)
-        self.add_loss(loss)
+        self.add_loss(to_loss_dtype(loss))
         return code
 
     def compute_output_shape(self, input_shape):

@@ -11,6 +11,7 @@ from tfemergent.geometry.uplifted_lattice import UpliftedLattice
 from tfemergent.kernels import custom_ops
 from tfemergent.kernels import sparse_matmul
 from tfemergent.utils import keras_multi_worker
+from tfemergent.utils.dtypes import cost_dtype, in_loss_dtype, to_loss_dtype
 from tfemergent.utils import _private
 from tfemergent.utils.validation import (
     validate_bool,
@@ -341,14 +342,15 @@ class RecursiveURNLayer(keras.layers.Layer):
             name="kernel",
             shape=(self.num_neurons, self.num_neurons),
             initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
+            regularizer=in_loss_dtype(self.kernel_regularizer),
+            autocast=False,  # read at full precision by the costs; `call` casts it
         )
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
                 shape=(self.num_neurons,),
                 initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
+                regularizer=in_loss_dtype(self.bias_regularizer),
             )
         else:
             self.bias = None
@@ -421,15 +423,15 @@ class RecursiveURNLayer(keras.layers.Layer):
     def call(self, inputs, training=None):
         states = self._states(inputs)
         if self.state_regularizer is not None:
-            self.add_loss(self.state_regularizer(tf.stack(states[1:], axis=0)))
+            self.add_loss(to_loss_dtype(self.state_regularizer(tf.stack(states[1:], axis=0))))
         if self.synaptic_length is not None:
-            self.add_loss(self.compute_synaptic_length())
+            self.add_loss(to_loss_dtype(self.compute_synaptic_length()))
         return tf.gather(states[-1], tf.constant(self.output_indices, "int32"), axis=1)
 
     def compute_synaptic_length(self):
         """The synaptic-length cost of the current kernel on the layer's lattice."""
         if self.synaptic_length is None:
-            return tf.zeros((), self.variable_dtype)
+            return tf.zeros((), cost_dtype(self.variable_dtype))
         coordinates = tf.constant(self.lattice.coordinates(self.variable_dtype))
         return self.synaptic_length((self.dense_kernel(), coordinates))
 
@@ -483,7 +485,8 @@ class RecursiveURNLayer(keras.layers.Layer):
             name="kernel_values",
             shape=(num_connections,),
             initializer="zeros",
-            regularizer=self.kernel_regularizer,
+            regularizer=in_loss_dtype(self.kernel_regularizer),
+            autocast=False,
         )
         self.kernel_indices = self.add_weight(
             name="kernel_indices",

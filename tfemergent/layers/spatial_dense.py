@@ -1,11 +1,13 @@
 """Dense layer whose neurons have learnable positions in space."""
 
+import weakref
+
 import keras
 import tensorflow as tf
 
 from tfemergent import regularizers as tfe_regularizers
 from tfemergent.utils import keras_multi_worker
-from tfemergent.utils.dtypes import cost_dtype, to_loss_dtype
+from tfemergent.utils.dtypes import cost_dtype, in_loss_dtype, to_loss_dtype
 from tfemergent.utils.validation import (
     validate_bool,
     validate_int,
@@ -13,6 +15,7 @@ from tfemergent.utils.validation import (
     validate_seed,
 )
 from tfemergent.utils import _private
+from tfemergent.utils.seeding import seeded_initializer
 
 # Layers that keep the neurons of their input (same units, element-wise): a
 # SpatialDense after one of these still reads the neurons of the SpatialDense
@@ -66,6 +69,20 @@ class SpatialDense(keras.layers.Layer):
     - ``density_cost`` (`tfemergent.regularizers.DensityCost`): neurons repel
       each other; applied as the regularizer of ``positions``.
 
+    The positions are trainable only when a cost reads them: this layer's
+    density cost, or the transport cost of a `SpatialDense` that reads this
+    layer's neurons (it marks them trainable when it is linked). Without any
+    cost they would get no gradient, so they are kept as a non-trainable weight
+    (still saved with the model) and training does not warn about them.
+
+    ``seed`` seeds every random draw of the layer: with ``seed=s`` the kernel,
+    bias and positions are the same each time the layer is built (each weight
+    has its own seed derived from ``s``; an initializer that has its own integer
+    seed keeps it). With ``seed=None`` the draws follow Keras' global seeding.
+
+    Masking: like `keras.layers.Dense`, the layer supports and passes on a mask
+    (``supports_masking = True``).
+
     The paper uses sigmoid activations (ReLU's rescaling invariance would let the
     network shrink weights without changing its spatial structure), so that is
     the default. The costs are averaged over the selected layers by giving each
@@ -93,7 +110,8 @@ class SpatialDense(keras.layers.Layer):
         density_cost: a `DensityCost`, its config or name, or None.
         position_dim: dimension of the neuron positions (default 2, as in the
             paper), >= 1.
-        seed: integer seed of the default position initializer, or None.
+        seed: integer seed of every random draw of the layer (the kernel, bias
+            and position initializers that have no seed of their own), or None.
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Call arguments:
@@ -189,6 +207,10 @@ class SpatialDense(keras.layers.Layer):
         # The layer whose neurons feed this one; a plain reference that Keras
         # does not track (its weights belong to that layer, not to this one).
         object.__setattr__(self, "_source_layer", None)
+        # The SpatialDense layers whose transport cost reads this layer's positions
+        # (they make the positions trainable); plain references, untracked.
+        object.__setattr__(self, "_position_readers", weakref.WeakSet())
+        self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     # ----------------------------------------------------------------- linking
@@ -233,7 +255,23 @@ class SpatialDense(keras.layers.Layer):
                     f"source layer {layer.name!r} has {layer.units} units. "
                     f"Received: layer.units={layer.units}"
                 )
+        old = self._source_layer
+        if old is not None and old is not layer:
+            old._position_readers.discard(self)
         object.__setattr__(self, "_source_layer", layer)
+        if layer is not None and self.transport_cost is not None:
+            layer._add_position_reader(self)
+
+    def _add_position_reader(self, layer):
+        """``layer``'s transport cost reads these positions: they are trainable."""
+        self._position_readers.add(layer)
+        if self.built:
+            self.positions.trainable = True
+
+    @property
+    def positions_trainable(self):
+        """Whether a cost reads the positions (so they are trained)."""
+        return self.density_cost is not None or len(self._position_readers) > 0
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, keras.KerasTensor):
@@ -269,8 +307,8 @@ class SpatialDense(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(input_dim, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
+            initializer=seeded_initializer(self.kernel_initializer, self.seed, 0),
+            regularizer=in_loss_dtype(self.kernel_regularizer),
             constraint=self.kernel_constraint,
             # Read at full precision by the transport cost; `call` casts it.
             autocast=False,
@@ -279,8 +317,8 @@ class SpatialDense(keras.layers.Layer):
             self.bias = self.add_weight(
                 name="bias",
                 shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
+                initializer=seeded_initializer(self.bias_initializer, self.seed, 1),
+                regularizer=in_loss_dtype(self.bias_regularizer),
                 constraint=self.bias_constraint,
             )
         else:
@@ -288,8 +326,9 @@ class SpatialDense(keras.layers.Layer):
         self.positions = self.add_weight(
             name="positions",
             shape=(self.units, self.position_dim),
-            initializer=self.position_initializer,
-            regularizer=None if self.density_cost is None else self._density_loss,
+            initializer=seeded_initializer(self.position_initializer, self.seed, 2),
+            regularizer=in_loss_dtype(self.density_cost),
+            trainable=self.positions_trainable,
             autocast=False,  # the costs read the positions at full precision
         )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
@@ -306,10 +345,6 @@ class SpatialDense(keras.layers.Layer):
         if self.transport_cost is not None:
             self.add_loss(to_loss_dtype(self.compute_transport_cost()))
         return outputs
-
-    def _density_loss(self, positions):
-        # The regularizer of `positions`: the density cost in Keras' loss dtype.
-        return to_loss_dtype(self.density_cost(positions))
 
     def compute_transport_cost(self):
         """The transport cost of this layer's current weights and positions.

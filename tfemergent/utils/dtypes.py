@@ -64,3 +64,28 @@ def to_loss_dtype(value):
     'float32'
     """
     return tf.cast(value, loss_dtype())
+
+
+def in_loss_dtype(regularizer):
+    """A variable regularizer whose value is cast to `loss_dtype`; None stays None.
+
+    Keras sums the regularizers' values with the compiled loss without casting them,
+    so a float64 variable (``dtype="float64"`` on one layer of a float32 model) with
+    ``keras.regularizers.L1`` breaks the sum. Layers pass their weight regularizers
+    through this when they create the variable (their config keeps the original).
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> cost = in_loss_dtype(keras.regularizers.L1(0.5))
+    >>> value = cost(np.array([1.0, -2.0]))  # a float64 weight
+    >>> value.dtype.name, float(value)
+    ('float32', 1.5)
+    """
+    if regularizer is None:
+        return None
+
+    def regularize(weight):
+        return to_loss_dtype(regularizer(weight))
+
+    return regularize

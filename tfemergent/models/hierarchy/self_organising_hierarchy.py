@@ -49,6 +49,7 @@ class _CodeBuffer:
             count.assign(0)
 
     def write(self, codes):
+        codes = tf.cast(codes, self.codes.dtype)  # float16 or float64 codes, float32 buffer
         batch = tf.shape(codes, out_type="int64")[0]
         positions = (self.count + tf.range(batch)) % self.num_samples
         if self.strategy.num_replicas_in_sync > 1:
@@ -144,7 +145,9 @@ class SelfOrganisingHierarchy(keras.Model):
         entropy_bins: histogram bins of the entropy (the paper: 100).
         entropy_samples: most examples whose codes enter one epoch's entropy.
         seed: seed of the units' initializers and dropout, or None.
-        **kwargs: base model arguments (``name``...).
+        **kwargs: base model arguments (``name``, ``dtype``...). A ``dtype`` policy
+            is passed on to every unit: codes and the map in its compute dtype,
+            weights in its variable dtype, the units' losses in at least float32.
 
     Example:
 
@@ -223,6 +226,7 @@ class SelfOrganisingHierarchy(keras.Model):
                     kernel_initializer=initializer,
                     seed=None if self.seed is None else self.seed * 1009 + k,
                     name=f"unit_{k}",
+                    dtype=self.dtype_policy,
                 )
             )
         self._code_cells = []  # flat cell indices of each code block, row-major, [H, 1]
@@ -382,6 +386,9 @@ class SelfOrganisingHierarchy(keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             if replicas > 1:
                 total = total / replicas
+            # Under "mixed_float16" the optimizer is a LossScaleOptimizer: scale the
+            # loss here, `apply` unscales the gradients (identity otherwise).
+            total = self.optimizer.scale_loss(total)
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply(gradients, variables)
@@ -452,6 +459,7 @@ class SelfOrganisingHierarchy(keras.Model):
         config = {
             "name": self.name,
             "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "image_shape": list(self.image_shape),
             "num_units": self.num_units,
             "num_hidden": self.num_hidden,
