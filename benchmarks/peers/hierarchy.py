@@ -60,9 +60,15 @@ def load_reference(workdir):
     fastprogress = types.ModuleType("fastprogress")
     fastprogress.progress_bar = lambda iterable, *args, **kwargs: iterable
     sys.modules.setdefault("fastprogress", fastprogress)
+    torchsummary = types.ModuleType("torchsummary")  # imported by its trainer, never called
+    torchsummary.summary = lambda *args, **kwargs: None
+    sys.modules.setdefault("torchsummary", torchsummary)
     _common.import_path(root)
     import src  # noqa: F401  (the reference's package)
     from src import handcrafted, trainer
+    from src.utils import create_folders
+
+    create_folders(src.config["paths"])  # what its train.py does first
 
     return root, src.config, trainer, handcrafted, previous, torch
 
