@@ -37,7 +37,7 @@ test_recursive_urn_layer_contract = layer_contract_test(
         ({"output_indices": [6, 6]}, "output_indices"),
         ({"output_indices": [7]}, "output_indices"),
         ({"output_indices": [2, 7]}, "output_indices"),
-        ({"state_regularizer": "no_such_cost"}, "identifier"),
+        ({"state_regularizer": "no_such_cost"}, "state_regularizer"),
     ],
 )
 

@@ -19,7 +19,7 @@ test_spatial_dense_contract = layer_contract_test(
         ({"seed": -1}, "seed"),
         ({"use_bias": "yes"}, "use_bias"),
         ({"transport_cost": "l1"}, "transport_cost"),
-        ({"density_cost": "no_such_cost"}, "identifier"),
+        ({"density_cost": "no_such_cost"}, "density_cost"),
     ],
 )
 
@@ -187,3 +187,65 @@ def test_two_spatial_layers_train_with_xla_and_mirrored_strategy(mirrored_strate
             replicas = strategy.experimental_local_results(weight.value)
             assert len(replicas) == 2
             np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
+
+
+def _built(layer, input_dim=3):
+    layer.build((None, input_dim))
+    return [weight.numpy() for weight in layer.weights]
+
+
+def test_seed_seeds_every_weight():
+    """SpatialDense(4, seed=1) built twice: the same kernel, bias and positions."""
+    kwargs = {"bias_initializer": "glorot_uniform"}  # a random bias too
+    first = _built(SpatialDense(4, seed=1, **kwargs))
+    again = _built(SpatialDense(4, seed=1, **kwargs))
+    other = _built(SpatialDense(4, seed=2, **kwargs))
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+    # Each weight has its own seed: kernel and bias are not the same draw.
+    kernel, bias = _built(SpatialDense(3, seed=1, **kwargs), input_dim=1)[:2]
+    assert not np.array_equal(kernel[0], bias)
+
+
+def test_an_initializer_with_its_own_seed_keeps_it():
+    init = keras.initializers.GlorotUniform(seed=5)
+    a = _built(SpatialDense(4, kernel_initializer=init, seed=1))[0]
+    b = _built(SpatialDense(4, kernel_initializer=keras.initializers.GlorotUniform(seed=5),
+                            seed=2))[0]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, keras.initializers.GlorotUniform(seed=5)((3, 4)).numpy())
+
+
+def test_supports_masking_like_dense():
+    assert SpatialDense(2).supports_masking and keras.layers.Dense(2).supports_masking
+    inputs = keras.Input((5, 3))
+    outputs = SpatialDense(2)(keras.layers.Masking()(inputs))
+    model = keras.Model(inputs, outputs)
+    mask = model.layers[-1].compute_mask(None, tf.constant([[True, False, True, True, False]]))
+    np.testing.assert_array_equal(mask.numpy(), [[True, False, True, True, False]])
+
+
+def test_positions_are_trainable_only_when_a_cost_reads_them():
+    model = keras.Sequential([
+        keras.Input((3,)),
+        SpatialDense(4, seed=0, name="free"),  # no cost reads its positions
+        SpatialDense(4, seed=1, name="source"),  # the next layer's transport cost does
+        SpatialDense(2, seed=2, name="reader", transport_cost=TransportCost(1.0)),
+    ])
+    free, source, reader = model.layers
+    assert [w.name for w in free.trainable_weights] == ["kernel", "bias"]
+    assert [w.name for w in free.non_trainable_weights] == ["positions"]
+    assert source.positions.trainable and reader.positions.trainable
+    assert not free.positions_trainable and source.positions_trainable
+    assert SpatialDense(2, density_cost=DensityCost(1.0)).positions_trainable
+
+
+def test_training_without_any_cost_does_not_warn_about_positions(recwarn):
+    model = keras.Sequential([keras.Input((3,)), SpatialDense(4, seed=0), SpatialDense(2, seed=1)])
+    model.compile("adam", "mse")
+    before = model.layers[0].positions.numpy().copy()
+    model.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0)
+    messages = [str(warning.message) for warning in recwarn]
+    assert not any("Gradients do not exist" in message for message in messages), messages
+    np.testing.assert_array_equal(before, model.layers[0].positions.numpy())

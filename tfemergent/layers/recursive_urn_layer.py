@@ -263,9 +263,9 @@ class RecursiveURNLayer(keras.layers.Layer):
         self.bias_regularizer = validate_keras_object(
             "bias_regularizer", bias_regularizer, keras.regularizers.get, "regularizer"
         )
-        self.state_regularizer = tfe_regularizers.get(state_regularizer)
+        self.state_regularizer = tfe_regularizers.get(state_regularizer, argument_name="state_regularizer")
         self.lattice = _get_lattice(lattice)
-        self.synaptic_length = tfe_regularizers.get(synaptic_length)
+        self.synaptic_length = tfe_regularizers.get(synaptic_length, argument_name="synaptic_length")
         if self.synaptic_length is not None and self.lattice is None:
             raise ValueError(
                 "A synaptic-length cost needs the neurons' geometry: pass "

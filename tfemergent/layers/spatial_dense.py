@@ -53,7 +53,7 @@ class SpatialDense(keras.layers.Layer):
     """Densely connected layer whose neurons have learnable positions.
 
     Each of the ``units`` neurons has a position ``p(n)`` in ``position_dim``
-    dimensions (default 2), held in the trainable weight ``positions`` and
+    dimensions (default 2), held in the weight ``positions`` and
     initialised from N(0, 1) (seeded). The positions do not change the forward
     pass, ``activation(inputs @ kernel + bias)``; they enter the loss through two
     costs that make the network organise itself in space:
@@ -70,8 +70,8 @@ class SpatialDense(keras.layers.Layer):
       each other; applied as the regularizer of ``positions``.
 
     The positions are trainable only when a cost reads them: this layer's
-    density cost, or the transport cost of a `SpatialDense` that reads this
-    layer's neurons (it marks them trainable when it is linked). Without any
+    density or transport cost, or the transport cost of a `SpatialDense` that
+    reads this layer's neurons (it marks them trainable when it is linked). Without any
     cost they would get no gradient, so they are kept as a non-trainable weight
     (still saved with the model) and training does not warn about them.
 
@@ -194,8 +194,8 @@ class SpatialDense(keras.layers.Layer):
         self.bias_constraint = validate_keras_object(
             "bias_constraint", bias_constraint, keras.constraints.get, "constraint"
         )
-        self.transport_cost = tfe_regularizers.get(transport_cost)
-        self.density_cost = tfe_regularizers.get(density_cost)
+        self.transport_cost = tfe_regularizers.get(transport_cost, argument_name="transport_cost")
+        self.density_cost = tfe_regularizers.get(density_cost, argument_name="density_cost")
         if self.transport_cost is not None and not isinstance(
             self.transport_cost, tfe_regularizers.TransportCost
         ):
@@ -271,7 +271,11 @@ class SpatialDense(keras.layers.Layer):
     @property
     def positions_trainable(self):
         """Whether a cost reads the positions (so they are trained)."""
-        return self.density_cost is not None or len(self._position_readers) > 0
+        return (
+            self.density_cost is not None
+            or self.transport_cost is not None
+            or len(self._position_readers) > 0
+        )
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, keras.KerasTensor):
@@ -328,9 +332,11 @@ class SpatialDense(keras.layers.Layer):
             shape=(self.units, self.position_dim),
             initializer=seeded_initializer(self.position_initializer, self.seed, 2),
             regularizer=in_loss_dtype(self.density_cost),
-            trainable=self.positions_trainable,
             autocast=False,  # the costs read the positions at full precision
         )
+        # Created trainable (so TensorFlow's tape watches it once a cost reads it)
+        # but left out of the trainable weights while no cost does.
+        self.positions.trainable = self.positions_trainable
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):

@@ -37,29 +37,53 @@ def deserialize(config, custom_objects=None):
     )
 
 
-def get(identifier):
+def get(identifier, *, argument_name="identifier"):
     """Return a regularizer object from an identifier.
 
     Args:
         identifier: ``None``, a regularizer instance, a config dict, or a name
             such as ``"transport_cost"``, ``"DensityCost"`` or Keras's ``"l1"``.
+        argument_name: the name the error messages give ``identifier``; layers
+            pass their own argument's name (``"transport_cost"``) so the user
+            reads the argument they wrote.
 
     Returns:
         The regularizer, or ``None`` for ``None``.
 
     Raises:
-        ValueError: when the identifier names no known regularizer.
+        ValueError: when the identifier names no known regularizer, or a config
+            dict does not describe a regularizer.
 
     Example:
 
     >>> from tfemergent.regularizers import get
     >>> get("transport_cost").alpha
     1.0
+    >>> get({"class_name": "Nope", "config": {}})
+    Traceback (most recent call last):
+    ...
+    ValueError: Could not deserialize a regularizer from the config: ...
     """
+    name = argument_name
     if identifier is None:
         return None
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        try:
+            regularizer = deserialize(identifier)
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            raise ValueError(
+                f"Could not deserialize a regularizer from the config: {error}. Expected "
+                "a regularizer config {'class_name': ..., 'config': {...}} with one of "
+                f"{sorted(ALL_OBJECTS)} or a Keras regularizer. Received: "
+                f"{name}={identifier!r}"
+            ) from None
+        if isinstance(regularizer, str) or not callable(regularizer):
+            raise ValueError(
+                "Could not deserialize a regularizer from the config: its class_name "
+                f"names no known regularizer (expected one of {sorted(ALL_OBJECTS)} or "
+                f"a Keras regularizer). Received: {name}={identifier!r}"
+            )
+        return regularizer
     if isinstance(identifier, str):
         cls = ALL_OBJECTS_DICT.get(identifier)
         if cls is not None:
@@ -70,15 +94,20 @@ def get(identifier):
             raise ValueError(
                 "Unknown regularizer name. Expected one of "
                 f"{sorted(ALL_OBJECTS_DICT)} or a Keras regularizer name. "
-                f"Received: identifier={identifier!r}"
+                f"Received: {name}={identifier!r}"
             ) from None
     if inspect.isclass(identifier):
+        if not issubclass(identifier, keras.regularizers.Regularizer):
+            raise ValueError(
+                "A regularizer class must subclass keras.regularizers.Regularizer. "
+                f"Received: {name}={identifier!r}"
+            )
         return identifier()
     if callable(identifier):
         return identifier
     raise ValueError(
         "Could not interpret the regularizer identifier; expected None, a "
-        f"regularizer, a dict or a string. Received: identifier={identifier!r}"
+        f"regularizer, a dict or a string. Received: {name}={identifier!r}"
     )
 
 

@@ -33,7 +33,8 @@ def test_seeded_builds_are_identical():
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"hidden_units": ()}, "hidden_units"), ({"first_spatial_layer": 1}, "first_spatial_layer"),
-     ({"learning_rate": 0.0}, "learning_rate"), ({"num_classes": 1}, "num_classes")],
+     ({"learning_rate": 0.0}, "learning_rate"), ({"num_classes": 1}, "num_classes"),
+     ({"transport_normalization": "synapses"}, "Received: transport_normalization='synapses'")],
 )
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match="Received:") as info:

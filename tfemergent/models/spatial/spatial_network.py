@@ -6,8 +6,13 @@ from tfemergent.layers.spatial_dense import SpatialDense
 from tfemergent.losses.multi_task_cross_entropy import MultiTaskCrossEntropy
 from tfemergent.metrics.task_accuracy import TaskAccuracy
 from tfemergent.regularizers.density_cost import DensityCost
-from tfemergent.regularizers.transport_cost import TransportCost
-from tfemergent.utils.validation import validate_float, validate_int, validate_seed
+from tfemergent.regularizers.transport_cost import NORMALIZATIONS, TransportCost
+from tfemergent.utils.validation import (
+    validate_choice,
+    validate_float,
+    validate_int,
+    validate_seed,
+)
 
 PAPER_HIDDEN_UNITS = (128, 128, 128, 256)
 
@@ -83,6 +88,9 @@ def build_spatial_network(
     beta = validate_float("beta", beta, minimum=0.0)
     learning_rate = validate_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
     seed = validate_seed("seed", seed)
+    transport_normalization = validate_choice(
+        "transport_normalization", transport_normalization, NORMALIZATIONS
+    )
 
     widths = list(hidden_units) + [num_classes * num_tasks]
     activations = ["sigmoid"] * len(hidden_units) + [None]
