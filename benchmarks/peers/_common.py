@@ -84,6 +84,14 @@ def git_commit(path):
     return marker.read_text().strip() if marker.exists() else "unknown"
 
 
+def ours_commit():
+    """The package's commit, with "+changes" when tfemergent/ differs from it."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    head = run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]).strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--", "tfemergent"])
+    return head + ("+changes" if dirty.returncode == 1 else "")
+
+
 def summary(values_ms):
     import numpy as np
 
@@ -108,6 +116,7 @@ def row(system, work, peer_name, peer, ours_name, ours, note=""):
         "ratio": peer["median_ms"] / ours["median_ms"],
         "load": uptime(),
         "threads": THREADS,
+        "ours_commit": ours_commit(),
         "note": note,
     }
     print(

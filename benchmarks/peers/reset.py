@@ -70,6 +70,7 @@ import io
 import json
 import pathlib
 import tempfile
+import warnings
 
 from benchmarks.peers import _common
 
@@ -187,7 +188,9 @@ def build_peer(root, torch, grid_size, sub_spec, final_spec, class_weights):
             [(sub_spec, IMAGE_SIZE)] * grid_size**2 + [(final_spec, GRID_WIDTH)]),
         "hresnet20reg": None,  # named in load_Model for modelname 'ResNet20' only
     }
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # load_Model's `k is not 'fc2'` (dead code: load_submodels is False).
+        warnings.simplefilter("ignore", SyntaxWarning)
         exec(notebook_cell(root, MNIST_NOTEBOOK, "modelname = 'ResetNumber4'"), namespace)
         namespace.update(gridsize=grid_size, n_classes1=block * block, use_cuda=False,
                          modelname=f"ResetNumber{grid_size}")
@@ -321,8 +324,32 @@ def load_index_code(root):
     return namespace
 
 
-def compare_indices(namespace, folder, prefix, ours_history):
-    """Notebook results (saved by compute_save_metrics2) vs ours on the same d′ history."""
+def load_mnist_topo(root):
+    """The active ``topo`` of the MNIST notebook's analysis cell (the filter-bug one)."""
+    import numpy as np
+    from scipy import ndimage
+
+    source = notebook_cell(root, MNIST_NOTEBOOK, "def clustering_index2(")
+    start = source.index("def topo(data):")
+    end = source.index("def clustering_index2(")
+    namespace = {"np": np, "ndimage": ndimage}
+    exec(source[start:end], namespace)
+    return namespace["topo"]
+
+
+def compare_indices(namespace, mnist_topo, folder, prefix, ours_history):
+    """Notebook results (saved by compute_save_metrics2) vs ours on the same d′ history.
+
+    Its per-class clustering thresholds each class's d′ map (``d′ > T``), ours
+    splits the preference map; the two agree when no unit is above the threshold
+    for two classes, so that part is checked on the d′ maps made exclusive (the
+    classes a unit does not prefer set below the threshold), through its
+    ``compute_pipeline2`` with inputs whose d′ is exactly the given map
+    (``select1 = d′ / 2``, ``select2`` = the maps -1 and +1: mean 0, std 1).
+    Its ``connectedComponentsWithStats(thresh, connectivity, cv2.CV_32S)``
+    passes ``connectivity`` in the ``labels`` slot, so it always uses
+    8-connectivity: ours is compared at 8.
+    """
     import numpy as np
 
     from tfemergent.analysis import clustering_index, topography_index
@@ -332,47 +359,58 @@ def compare_indices(namespace, folder, prefix, ours_history):
 
     dprime = saved("target_maps_history")
     peer_maps = saved("label_maps_history_nopref").astype(np.int64)
-    peer_clustering = saved("clustering_history")  # [epochs, classes]
-    peer_control = saved("clustering_history_ctrl")
     peer_topo, peer_topo_control = saved("topo_history"), saved("topo_history_ctrl")
     ours_maps = ours_history["preference_maps"]
-    checks = {"preference maps equal": bool(np.array_equal(peer_maps, ours_maps))}
-    above = (dprime > 2.0).sum(axis=1)
-    checks["units with d' > 2 for two or more classes (share)"] = float(np.mean(above >= 2))
-    # Per-class clustering without shuffles: theirs thresholds each class's d' map,
-    # ours splits the preference map. Equal when no unit is above threshold for two
-    # classes: check that on the d' maps made exclusive (non-preferred classes set
-    # below the threshold), calling its clustering_index2 directly.
+    epochs = dprime.shape[0]
+    checks = {"preference maps equal (theirs nopref label maps, ours preference_maps)":
+              bool(np.array_equal(peer_maps, ours_maps))}
+    checks["share of units with d' > 2 for two or more classes"] = float(
+        np.mean((dprime > 2.0).sum(axis=1) >= 2))
     exclusive = np.where(np.arange(NUM_CLASSES)[None, :, None, None] == ours_maps[:, None],
                          dprime, np.minimum(dprime, 1.0))
-    worst_raw, worst_exclusive = 0.0, 0.0
-    for epoch in range(dprime.shape[0]):
-        details = clustering_index(ours_maps[epoch], num_shuffles=1, seed=0, return_details=True)
-        ours_class, present = np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES, np.int64)
+    signs = np.stack([-np.ones(dprime.shape[2:]), np.ones(dprime.shape[2:])])
+    np.random.seed(1)
+    worst, theirs_control, theirs_index, ours_control, ours_index = 0.0, [], [], [], []
+    for epoch in range(epochs):
+        details = clustering_index(ours_maps[epoch], num_shuffles=20, connectivity=8, seed=epoch,
+                                   legacy=True, return_details=True)
+        ours_class = np.zeros(NUM_CLASSES)
         ours_class[: details["class_clustering"].size] = details["class_clustering"]
+        present = np.zeros(NUM_CLASSES, np.int64)
         present[: details["num_units"].size] = details["num_units"]
-        for cls in np.flatnonzero(present):  # theirs gives 1 to an absent class, ours skips it
-            worst_raw = max(worst_raw, abs(peer_clustering[epoch, cls] - ours_class[cls]))
-            _, _, theirs = namespace["clustering_index2"](exclusive[epoch, cls], threshold=2.0,
-                                                           connectivity=4)
-            worst_exclusive = max(worst_exclusive, abs(theirs - ours_class[cls]))
-    checks["per-class clustering, raw d' maps: max |theirs - ours|"] = float(worst_raw)
-    checks["per-class clustering, exclusive d' maps: max |theirs - ours|"] = float(worst_exclusive)
-    # Controls: theirs sums 10 shuffles and divides by 20 (the documented bug).
-    legacy = [clustering_index(m, num_shuffles=20, seed=0, legacy=True, return_details=True)
-              for m in ours_maps]
-    checks["clustering control, mean over epochs: theirs (10 shuffles / 20)"] = float(
-        peer_control.mean())
-    checks["clustering control, mean over epochs: ours legacy=True"] = float(
-        np.mean([d["control"] for d in legacy]))
-    checks["clustering control, mean over epochs: ours (20 / 20)"] = float(
-        ours_history["clustering_control"].mean())
-    checks["clustering index, mean: theirs (mean over classes of clu - ctrl)"] = float(
-        (peer_clustering - peer_control).mean())
-    checks["clustering index, mean: ours legacy=True"] = float(np.mean([d["index"] for d in legacy]))
-    checks["clustering index, mean: ours"] = float(ours_history["clustering_index"].mean())
-    # Topography: its topo2 (interior units only, similarity 1 - |a - b| / 10,
-    # no-preference neighbours count as similarity 0 over 8) vs ours.
+        if not present.all():
+            continue  # theirs gives an absent class clustering 1, ours leaves it out
+        ours_control.append(details["control"])
+        ours_index.append(details["index"])
+        controls, indices = [], []
+        for cls in range(NUM_CLASSES):
+            _, clustering, control = namespace["compute_pipeline2"](
+                exclusive[epoch, cls][None] / 2.0, signs, T=2.0, connectivity=8)
+            worst = max(worst, abs(clustering - ours_class[cls]))
+            controls.append(control)
+            indices.append(clustering - control)
+        theirs_control.append(np.mean(controls))
+        theirs_index.append(np.mean(indices))
+    checks["exclusive d' maps: epochs with every class present"] = len(ours_index)
+    checks["exclusive d' maps: per-class clustering, max |theirs - ours (8-conn.)|"] = float(worst)
+    checks["exclusive d' maps: clustering control, mean: theirs (10 shuffles / 20)"] = float(
+        np.mean(theirs_control))
+    checks["exclusive d' maps: clustering control, mean: ours legacy=True"] = float(
+        np.mean(ours_control))
+    checks["exclusive d' maps: clustering index, mean: theirs"] = float(np.mean(theirs_index))
+    checks["exclusive d' maps: clustering index, mean: ours legacy=True"] = float(
+        np.mean(ours_index))
+    # On the raw d' maps the definitions differ (overlapping class maps).
+    peer_clustering = saved("clustering_history")
+    peer_control = saved("clustering_history_ctrl")
+    checks["raw d' maps: clustering index, mean: theirs (mean over classes of clu - ctrl)"] = (
+        float((peer_clustering - peer_control).mean()))
+    checks["raw d' maps: clustering index, mean: ours (4-conn., 20 shuffles)"] = float(
+        ours_history["clustering_index"].mean())
+    # Topography: its topo2 averages over interior units only, with similarity
+    # 1 - |a - b| / 10 and no-preference neighbours counted as similarity 0 of 8;
+    # ours over every unit with a preferring neighbour, number_similarity (/ 9),
+    # no-preference neighbours left out.
     s10 = 1.0 - np.abs(np.subtract.outer(np.arange(NUM_CLASSES), np.arange(NUM_CLASSES))) / 10.0
     checks["topography, mean: theirs topo2"] = float(peer_topo.mean())
     checks["topography, mean: ours (number_similarity)"] = float(ours_history["topography"].mean())
@@ -381,6 +419,13 @@ def compare_indices(namespace, folder, prefix, ours_history):
          for m in ours_maps]))
     checks["topography index, mean: theirs"] = float((peer_topo - peer_topo_control).mean())
     checks["topography index, mean: ours"] = float(ours_history["topography_index"].mean())
+    # The MNIST notebook's topo() (the filter bug): 1 / mean(convolve(binary map,
+    # filter)), not a similarity in [0, 1]; ours legacy=True copies its window
+    # placement only.
+    values = [mnist_topo((exclusive[e, c] > 2.0).astype(np.uint8))
+              for e in range(epochs) for c in range(NUM_CLASSES)]
+    checks["MNIST notebook topo() on the class maps: min, median, max"] = [
+        float(np.min(values)), float(np.median(values)), float(np.max(values))]
     return checks
 
 
@@ -412,7 +457,7 @@ def measure_indices(root, args):
         return index_history(dprime, similarity=similarity, threshold=2.0, num_shuffles=20,
                              connectivity=4, seed=0)
 
-    checks = compare_indices(namespace, folder, prefix, ours())
+    checks = compare_indices(namespace, load_mnist_topo(root), folder, prefix, ours())
     for name, value in checks.items():
         print(f"  {name}: {value}")
     times = _common.interleaved({"notebook": peer, "ours": ours}, warmup=1,

@@ -100,7 +100,7 @@ def main(argv=None):
         x, y = double_task("concatenated", "train", num_samples=num_samples, data_dir=str(_common.DATA_DIR))
         parts = [load_numpy(name, "train", data_dir=str(_common.DATA_DIR)) for name in ("mnist", "fashion_mnist")]
     except Exception as error:  # Fashion-MNIST missing: MNIST twice
-        fashion_note = f"MNIST twice (Fashion-MNIST unavailable: {error})"
+        fashion_note = f"MNIST twice (Fashion-MNIST unavailable: {str(error).splitlines()[0]})"
         x, y = double_task("concatenated", "train", first="mnist", second="mnist",
                            num_samples=num_samples, data_dir=str(_common.DATA_DIR))
         parts = [load_numpy("mnist", "train", data_dir=str(_common.DATA_DIR))] * 2
@@ -129,7 +129,7 @@ def main(argv=None):
 
     def peer_step():
         loss, _, _ = peer_pass((peer_x, peer_y))
-        return float(loss)
+        return loss.item()
 
     steps = _common.interleaved(
         {"gmum step": peer_step, "ours step": lambda: ours.train_on_batch(x_batch, y_batch)},
