@@ -89,3 +89,129 @@ def test_pruning_schedule_invalid_arguments(kwargs, message):
 
 def test_pruning_schedule_docstring_examples():
     assert_docstring_examples(pruning_schedule_module)
+
+
+def _plain_model():
+    x = keras.Input((6, 6, 2))
+    a = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
+    a = keras.layers.BatchNormalization(name="bn")(a)
+    a = keras.layers.ReLU(name="relu")(a)
+    b = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="branch")(a)
+    a = keras.layers.Add(name="add")([a, b])
+    a = keras.layers.GlobalAveragePooling2D(name="pool")(a)
+    model = keras.Model(x, keras.layers.Dense(2, name="head")(a))
+    model.compile(keras.optimizers.Adam(1e-2), "mse", run_eagerly=True)  # no tracing: fast
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((8, 6, 6, 2)).astype("float32"), rng.standard_normal(
+        (8, 2)).astype("float32")
+
+
+def test_group_schedule_on_a_plain_model_resumes_from_a_keras_checkpoint(tmp_path):
+    from tfemergent.pruning import shrink
+
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    full = _plain_model()
+    initial = full.get_weights()
+    def schedule():
+        return PruningSchedule(0.5, 0, 1, initial_fraction=0.25, power=1.0, granularity="group")
+
+    steps = schedule()
+    full.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[steps])
+    # fractions 0.25, 0.5 of the 8-channel groups: floor(2) = 2 then 4 channels.
+    assert [r.layers["conv"]["channels_after"] for _, _, r in steps.reports] == [6, 4]
+    assert [r.layers["branch"]["channels_after"] for _, _, r in steps.reports] == [6, 4]
+    kept = np.flatnonzero(full.get_layer("conv").kernel.numpy().reshape(-1, 8).any(axis=0))
+    assert len(kept) == 4
+    # Adam ran after the last step: the pruned channels are still exactly zero.
+    dropped = [c for c in range(8) if c not in kept]
+    for name in ("conv", "branch"):
+        assert not full.get_layer(name).kernel.numpy()[..., dropped].any()
+    assert not full.get_layer("bn").gamma.numpy()[dropped].any()
+
+    # The same run, stopped after epoch 0 (one step done), saved, reloaded, resumed.
+    keras.utils.set_random_seed(0)
+    first = _plain_model()
+    first.set_weights(initial)
+    first.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0, callbacks=[schedule()])
+    first.save(tmp_path / "mid.keras")
+    resumed = keras.saving.load_model(tmp_path / "mid.keras")
+    second = schedule()
+    resumed.fit(x, y, epochs=3, initial_epoch=1, batch_size=8, shuffle=False, verbose=0,
+                callbacks=[second])
+    assert [(epoch, fraction) for epoch, fraction, _ in second.reports] == [(1, 0.5)]
+    assert len(second._masks) > 0  # the zeros found at train begin, then the new step's
+    np.testing.assert_allclose(resumed(x), full(x), atol=1e-5)
+    small = shrink(resumed)
+    assert small.get_layer("conv").filters == 4
+    np.testing.assert_allclose(small(x), resumed(x), atol=1e-5)
+
+
+def _events(log_dir):
+    import glob
+
+    import tensorflow as tf
+
+    scalars, texts = {}, {}
+    for path in glob.glob(f"{log_dir}/**/events.out.tfevents.*", recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                if value.metadata.plugin_data.plugin_name == "text":
+                    texts.setdefault(value.tag, []).append((event.step, array.item().decode()))
+                else:
+                    scalars.setdefault(value.tag, []).append((event.step, float(array)))
+    return scalars, texts
+
+
+def test_group_schedule_logs_the_report_to_tensorboard(tmp_path):
+    x, y = _data()
+    model = _plain_model()
+    schedule = PruningSchedule(0.5, 0, 2, power=1.0, granularity="group", log_dir=tmp_path)
+    model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[schedule])
+    scalars, texts = _events(tmp_path)
+    assert scalars["pruning/fraction"] == [(0, 0.0), (1, 0.25), (2, 0.5)]
+    assert scalars["conv/channels"] == [(0, 8.0), (1, 6.0), (2, 4.0)]
+    ratios = [value for _, value in scalars["pruning/parameter_ratio"]]
+    assert ratios[0] == 1.0 and ratios[0] > ratios[1] > ratios[2]
+    assert ratios[2] == pytest.approx(schedule.reports[-1][2].parameter_ratio, rel=1e-6)
+    step, table = texts["pruning/report"][-1]
+    assert step == 2 and table.splitlines()[0].split()[:2] == ["layer", "type"]
+    assert "conv" in table and "8 -> 4" in table
+
+
+def test_kernel_schedule_logs_to_tensorboard(tmp_path):
+    model = SegmentCNN((8, 8, 1), 2, segments=[[4, 4]], seed=0).build()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    schedule = PruningSchedule(0.5, 0, 1, power=1.0, log_dir=tmp_path)
+    model.fit(np.ones((4, 8, 8, 1)), np.zeros(4), epochs=2, verbose=0, callbacks=[schedule])
+    scalars, _ = _events(tmp_path)
+    assert scalars["pruning/pruned_kernel_fraction"] == [(0, 0.0), (1, 0.5)]
+    assert [step for step, _ in scalars["conv_0_1/pruned_kernel_fraction"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"granularity": "group", "layer_names": ["conv"]}, "Received: layer_names=['conv']"),
+        ({"granularity": "group", "criterion": "l0"}, "Received: criterion='l0'"),
+        ({"granularity": "filter"}, "Received: granularity='filter'"),
+        ({"log_dir": ""}, "Received: log_dir=''"),
+    ],
+)
+def test_group_schedule_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        PruningSchedule(0.5, **kwargs)
+    assert message in str(info.value)
+
+
+def test_group_schedule_scope_default_and_config():
+    assert PruningSchedule(0.5, granularity="group").scope == "layer"
+    assert PruningSchedule(0.5).scope == "model"
+    schedule = PruningSchedule(0.5, granularity="group", criterion="std", channel_multiple=4)
+    assert_callback_config(schedule)
+    assert PruningSchedule.from_config(schedule.get_config()).criterion == "std"

@@ -56,8 +56,14 @@ def _criterion_name(criterion):
     return criterion
 
 
-def _zero_channels(graph, pruned):
-    """Zero, in the layers of ``graph.model``, everything that writes or reads ``pruned``."""
+def zero_masks(graph, pruned):
+    """``[(variable, 0/1 array)]``: what to multiply to zero everything touching ``pruned``.
+
+    ``pruned`` is a bool per global channel of ``graph``: producers' output columns and
+    biases, normalisation scale, shift and moving mean, depthwise kernels and biases,
+    readers' input rows (and the masks of masked convolutions) there.
+    """
+    result = []
     for node in graph.nodes:
         layer, kind = node.layer, node.kind
         if kind not in PRODUCERS + ("batch_norm", "depthwise"):
@@ -68,7 +74,7 @@ def _zero_channels(graph, pruned):
             continue
         for variable in layer.weights:
             name = variable.name.split("/")[-1]
-            value = np.array(keras.ops.convert_to_numpy(variable))
+            value = np.ones(tuple(variable.shape), "float32")
             if kind in ("conv", "dense"):
                 if value.ndim >= 2:
                     value[..., in_mask, :] = 0
@@ -98,7 +104,15 @@ def _zero_channels(graph, pruned):
             elif kind == "batch_norm":
                 if name in ("gamma", "beta", "moving_mean"):
                     value[out_mask] = 0
-            variable.assign(value.astype(variable.dtype))
+            if not value.all():
+                result.append((variable, value))
+    return result
+
+
+def apply_zero_masks(masks):
+    """Multiply every variable by its mask (after pruning, or after an optimizer step)."""
+    for variable, mask in masks:
+        variable.assign(variable * keras.ops.convert_to_tensor(mask, variable.dtype))
 
 
 def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, exclude=()):
@@ -175,6 +189,13 @@ def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, e
     6
     """
     graph = graph_of(model)
+    arguments = _validate(model, fraction, criterion, scope, round_to, exclude)
+    copy = Rebuild(graph, np.ones(graph.num_channels, bool), None).model()
+    report, _ = prune_in_place(copy, *arguments)
+    return copy, report
+
+
+def _validate(model, fraction, criterion, scope, round_to, exclude):
     fraction = validate_float("fraction", fraction, minimum=0.0)
     if fraction >= 1.0:
         raise ValueError(
@@ -195,8 +216,14 @@ def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, e
             f"{[n for n in exclude if n not in names]} are not among them. "
             f"Received: exclude={list(exclude)!r}"
         )
-    copy = Rebuild(graph, np.ones(graph.num_channels, bool), None).model()
-    graph = graph_of(copy)
+    return fraction, criterion, scope, round_to, tuple(exclude)
+
+
+def prune_in_place(model, fraction, criterion="l1", scope="layer", round_to=1, exclude=()):
+    """`prune_channels` on ``model`` itself: ``(report, masks)`` (`zero_masks` of the
+    pruned channels, to re-apply after training steps). Arguments already validated.
+    Channels already zero score 0 and go first, so a growing fraction counts them."""
+    graph = graph_of(model)
     excluded = set(exclude)
     scores = {}  # group number -> array of channel scores
     reasons = [list(r) for r in graph.group_fixed]
@@ -254,8 +281,9 @@ def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, e
         pruned[graph.offset[number] + indices] = True
         if len(indices):
             report_pruned[graph.producers(number)[0].layer.name] = indices.tolist()
-    _zero_channels(graph, pruned)
-    graph = graph_of(copy)
+    masks = zero_masks(graph, pruned)
+    apply_zero_masks(masks)
+    graph = graph_of(model)
     alive, values = graph.solve()
     rows = layer_costs(Rebuild(graph, alive, values))
     fixed_groups = [
@@ -267,4 +295,31 @@ def prune_channels(model, fraction, criterion="l1", scope="layer", round_to=1, e
         layers=rows, fixed_groups=fixed_groups, pruned=report_pruned, fraction=fraction,
         criterion=_criterion_name(criterion), scope=scope, round_to=round_to,
     )
-    return copy, report
+    return report, masks
+
+
+def zeroed_channels(model):
+    """``(graph, pruned)``: the prunable channels whose producers write exact zeros.
+
+    A channel of a prunable group counts as pruned when every producing layer of the
+    group has an all-zero output column (kernel and bias) there: the state that
+    `prune_channels` leaves in the weights, so a model saved mid-schedule (``.keras``)
+    gives its pruned channels back.
+    """
+    graph = graph_of(model)
+    pruned = np.zeros(graph.num_channels, bool)
+    for number in range(len(graph.group_size)):
+        producers = graph.producers(number)
+        if graph.group_fixed[number] or not producers:
+            continue
+        zero = np.ones(graph.group_size[number], bool)
+        for node in producers:
+            kernel = _out_last_kernel(node)
+            column_zero = ~(kernel.reshape(-1, kernel.shape[-1]) != 0).any(axis=0)
+            bias = getattr(node.layer, "bias", None)
+            if bias is not None:
+                column_zero &= np.asarray(keras.ops.convert_to_numpy(bias)) == 0
+            channels = graph.channels_of(node.outputs[0]) - graph.offset[number]
+            zero[channels] &= column_zero
+        pruned[graph.offset[number]:graph.offset[number + 1]] = zero
+    return graph, pruned
