@@ -60,6 +60,20 @@ def test_initial_connections_are_seeded():
     assert not np.array_equal(mask(5), mask(6))
 
 
+def test_seed_seeds_the_kernel_and_bias_too():
+    def weights(seed):
+        layer = AddOnConv2D(4, 3, connection_density=0.5, use_bias=True,
+                            bias_initializer="random_normal", seed=seed)
+        layer.build((None, 4, 4, 3))
+        return [weight.numpy() for weight in layer.weights]
+
+    first, again, other = weights(1), weights(1), weights(2)
+    assert len(first) == 3  # kernel, bias, connection mask
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
 def test_masked_connections_have_zero_gradient_and_stay_zero():
     keras.utils.set_random_seed(0)
     layer = AddOnConv2D(3, 3, connection_density=0.5, seed=2, name="add_on")

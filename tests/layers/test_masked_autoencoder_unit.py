@@ -46,6 +46,8 @@ test_masked_autoencoder_unit_contract = layer_contract_test(
         ({"receptive_field": ((0, 0), (1, 2))}, "receptive_field"),  # windows overlap
         ({"receptive_field": ((3, 0), (0, 3))}, "receptive_field"),  # reads its own code
         ({"receptive_field": ((0, 0.0), (0, 3))}, "receptive_field"),
+        ({"kernel_initializer": "no_such_initializer"}, "kernel_initializer"),
+        ({"bias_initializer": 3}, "bias_initializer"),
     ],
 )
 
@@ -244,3 +246,39 @@ def test_read_field_builds_and_reads_both_windows_row_major():
         unit.read_field(feature_map).numpy(), _field_values(feature_map, SMALL["receptive_field"], 3)
     )
     assert unit.built
+
+
+def test_a_built_unit_rejects_a_map_of_the_wrong_shape_naming_it():
+    unit = MaskedAutoencoderUnit(**SMALL)
+    unit(_feature_map())
+    for call in (unit, unit.encode, unit.autoencode):
+        with pytest.raises(ValueError, match=r"\(batch, 6, 6\).*Received: feature_map.shape=\(2, 6, 7\)"):
+            call(np.zeros((2, 6, 7), "float32"))
+
+
+def test_seed_seeds_every_weight():
+    def weights(seed):
+        unit = MaskedAutoencoderUnit(**{**SMALL, "seed": seed}, bias_initializer="glorot_uniform")
+        unit.build((None, 6, 6))
+        return {weight.name: weight.numpy() for weight in unit.weights}
+
+    first, again, other = weights(1), weights(1), weights(2)
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+    random_names = ["retained_encoder_kernel", "retained_decoder_kernel", "retained_decoder_bias",
+                    "encoder_kernel", "encoder_bias", "decoder_kernel", "decoder_bias"]
+    for name in random_names:
+        assert not np.array_equal(first[name], other[name]), name
+    # The encoder and decoder kernels are separate draws, not one draw transposed.
+    assert not np.array_equal(first["retained_encoder_kernel"], first["retained_decoder_kernel"].T)
+
+
+def test_map_decoder_bias_is_the_retained_bias_with_the_field_entries():
+    unit = MaskedAutoencoderUnit(**SMALL)
+    unit(_feature_map())
+    unit.decoder_bias.assign(np.arange(18, dtype="float32") + 100.0)
+    bias = unit.map_decoder_bias().numpy().reshape(6, 6)
+    # window 0 at (0, 0) and window 1 at (0, 3), 3 x 3 each, row-major slots
+    np.testing.assert_array_equal(bias[:3, :3].ravel(), np.arange(9) + 100.0)
+    np.testing.assert_array_equal(bias[:3, 3:].ravel(), np.arange(9, 18) + 100.0)
+    np.testing.assert_array_equal(bias[3:], unit.retained_decoder_bias.numpy().reshape(6, 6)[3:])

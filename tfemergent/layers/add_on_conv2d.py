@@ -48,7 +48,10 @@ class AddOnConv2D(MaskedConvolutionBase):
         kernel_initializer, bias_initializer, kernel_regularizer,
         bias_regularizer, activity_regularizer, kernel_constraint,
         bias_constraint: as in `keras.layers.Conv2D`.
-        seed: integer seed of the initial connection draw, or None.
+        seed: integer seed of every random draw of the layer: the initial
+            connections and the kernel and bias initializers that have no seed of
+            their own (each weight from its own seed derived from ``seed``). None:
+            Keras' global seeding.
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Verbs (after the layer is built):

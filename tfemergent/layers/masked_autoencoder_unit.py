@@ -9,7 +9,13 @@ from tfemergent.kernels import BlockMask
 from tfemergent.kernels import masked_matmul
 from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.dtypes import cost_dtype, to_loss_dtype
-from tfemergent.utils.validation import validate_float, validate_int, validate_seed
+from tfemergent.utils.seeding import seeded_initializer
+from tfemergent.utils.validation import (
+    validate_float,
+    validate_int,
+    validate_keras_object,
+    validate_seed,
+)
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
@@ -43,8 +49,15 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
     field is held in the non-trainable variables ``receptive_field_windows``
     (``[2, 2]`` int32, the top-left (row, col) of each window) and
     ``receptive_field_mask`` (the binary indicator ``delta`` over the map), so it
-    is saved with the weights; `map_encoder_kernel` / `map_decoder_kernel` give
-    the full ``theta``.
+    is saved with the weights; `map_encoder_kernel` / `map_decoder_kernel` /
+    `map_decoder_bias` give the full ``theta`` over the map.
+
+    Slot vs map-level weights: ``encoder_kernel``, ``decoder_kernel`` and
+    ``decoder_bias`` are *slot* weights, one row (column, entry) per position in
+    the field windows (window 0 row-major, then window 1), not per map cell. To
+    compare weights across units, or before and after `set_receptive_field`, use
+    the map-level accessors, which index by map cell (``row * w + col``); the
+    ``retained_*`` variables alone are stale at the cells inside the field.
 
     Optimizer state follows the field slots: after a move, the moments of a
     field weight (Adam) are those of the weight that was in the same window slot
@@ -72,7 +85,10 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         kernel_initializer: initializer of the ``h*w x num_hidden`` encoder and
             ``num_hidden x h*w`` decoder weights over the whole map.
         bias_initializer: initializer of the biases.
-        seed: integer seed of the dropout, or None.
+        seed: integer seed of every random draw of the unit: the initial encoder and
+            decoder weights (each from its own seed derived from ``seed``; an
+            initializer with its own integer seed keeps it) and the dropout. None:
+            Keras' global seeding.
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Call arguments:
@@ -153,8 +169,12 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
                 )
         self.receptive_field = self._check_field("receptive_field", receptive_field)
         self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = validate_keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get, "initializer"
+        )
+        self.bias_initializer = validate_keras_object(
+            "bias_initializer", bias_initializer, keras.initializers.get, "initializer"
+        )
         self.seed = validate_seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.input_spec = keras.layers.InputSpec(ndim=3)
@@ -202,19 +222,19 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         self.retained_encoder_kernel = self.add_weight(
             name="retained_encoder_kernel",
             shape=(num_cells, self.num_hidden),
-            initializer=self.kernel_initializer,
+            initializer=seeded_initializer(self.kernel_initializer, self.seed, 0),
             trainable=False,
         )
         self.retained_decoder_kernel = self.add_weight(
             name="retained_decoder_kernel",
             shape=(self.num_hidden, num_cells),
-            initializer=self.kernel_initializer,
+            initializer=seeded_initializer(self.kernel_initializer, self.seed, 1),
             trainable=False,
         )
         self.retained_decoder_bias = self.add_weight(
             name="retained_decoder_bias",
             shape=(num_cells,),
-            initializer=self.bias_initializer,
+            initializer=seeded_initializer(self.bias_initializer, self.seed, 2),
             trainable=False,
         )
         self.receptive_field_windows = self.add_weight(
@@ -244,7 +264,9 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
             autocast=False,  # read at full precision by the L2 cost; the forward casts
         )
         self.encoder_bias = self.add_weight(
-            name="encoder_bias", shape=(self.num_hidden,), initializer=self.bias_initializer
+            name="encoder_bias",
+            shape=(self.num_hidden,),
+            initializer=seeded_initializer(self.bias_initializer, self.seed, 3),
         )
         self.decoder_kernel = self.add_weight(
             name="decoder_kernel",
@@ -283,6 +305,16 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
         if not self.built:
             self.build(tuple(feature_map.shape))
         height, width = self.feature_map_shape
+        shape = tuple(feature_map.shape)
+        if len(shape) != 3 or any(
+            size is not None and size != expected
+            for size, expected in zip(shape[1:], self.feature_map_shape)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects feature maps of shape (batch, {height}, "
+                f"{width}) = (batch,) + feature_map_shape. Received: "
+                f"feature_map.shape={shape}"
+            )
         return tf.transpose(tf.reshape(feature_map, [-1, height * width]))
 
     def _l2_cost(self):
@@ -422,6 +454,12 @@ class MaskedAutoencoderUnit(keras.layers.Layer):
                 self._field_indices()[:, None],
                 tf.transpose(self.decoder_kernel),
             )
+        )
+
+    def map_decoder_bias(self):
+        """The decoder bias over the map, ``[h*w]`` (field entries included)."""
+        return tf.tensor_scatter_nd_update(
+            self.retained_decoder_bias, self._field_indices()[:, None], self.decoder_bias
         )
 
     # ------------------------------------------------------------------ config

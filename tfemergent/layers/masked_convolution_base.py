@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfemergent.utils.seeding import seeded_initializer
 from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.validation import validate_bool, validate_int, validate_keras_object
 
@@ -98,7 +99,9 @@ class MaskedConvolutionBase(keras.layers.Layer):
         # and once for the mask gives the same mask; both run where TensorFlow
         # initialises variables (eagerly), also when the layer is built in a graph.
         mask_initializer = keras.initializers.get(self._mask_initializer())
-        kernel_initializer = self.kernel_initializer
+        # `seed` (of the subclasses that take one) seeds the kernel and bias draws.
+        seed = getattr(self, "seed", None)
+        kernel_initializer = seeded_initializer(self.kernel_initializer, seed, 0)
 
         def masked_kernel_initializer(shape, dtype=None):
             kernel = tf.convert_to_tensor(kernel_initializer(shape, dtype=dtype))
@@ -116,7 +119,7 @@ class MaskedConvolutionBase(keras.layers.Layer):
             self.bias = self.add_weight(
                 name="bias",
                 shape=(self.filters,),
-                initializer=self.bias_initializer,
+                initializer=seeded_initializer(self.bias_initializer, seed, 1),
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
