@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from tfemergent.pruning import prune_channels, shrink  # noqa: E402
 
-# family -> input side (the family's minimum for include_top=True where it has one).
+# One or two members of every family in keras.applications -> input side (the
+# family's minimum for include_top=True where it has one).
 FAMILIES = {
     "VGG16": 64,
     "VGG19": 64,
@@ -51,7 +52,6 @@ FAMILIES = {
     "InceptionResNetV2": 96,
     "NASNetMobile": 64,
     "ConvNeXtTiny": 64,
-    "RegNetX002": 64,
 }
 FRACTION = 0.3
 
