@@ -22,7 +22,12 @@ Layout, bottom to top (a module imports only from the rows above it):
   command.
 """
 
-import keras as _keras
+from tfemergent.utils import tensorflow_start_up as _start_up
+
+if _start_up.started_as_command():  # only the `tfemergent` command, never a library user
+    _start_up.quiet_tensorflow_start_up()
+
+import keras as _keras  # noqa: E402
 
 if _keras.backend.backend() != "tensorflow":
     raise ImportError(

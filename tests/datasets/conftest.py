@@ -46,8 +46,12 @@ def data_env(shared_data_dir, monkeypatch):
 
 @pytest.fixture
 def online_env(monkeypatch):
-    """No local data directory: the loaders take the tensorflow-datasets path."""
+    """No local data directory: the loaders take the tensorflow-datasets path (with the
+    network check answering "reachable": tfds.testing.mock_data needs no network)."""
+    from tfemergent.datasets import network
+
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(network, "tfds_reachable", lambda *args, **kwargs: True)
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ class DatasetNotFoundError(FileNotFoundError):
     `double_task` when a local data directory was given (argument `data_dir` or
     the environment variable `TFEMERGENT_DATA_DIR`) but does not hold the files
     of the requested dataset, and for `"number_topography"` when no local
-    directory was given at all (it is not part of tensorflow-datasets).
+    directory was given at all (it is not part of tensorflow-datasets). Without a
+    local directory, it is also raised at once when tensorflow-datasets would have
+    to download the dataset and its download host is not reachable (see
+    `tfemergent.datasets.network`), instead of retrying for minutes.
 
     The message names every path that was looked at and says how to obtain the
     files. It subclasses `FileNotFoundError`, so `except FileNotFoundError`

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfemergent.datasets import digits as digits_lib
 from tfemergent.datasets import local_files
+from tfemergent.datasets import network
 from tfemergent.datasets import splits as splits_lib
 from tfemergent.datasets.dataset_not_found_error import DatasetNotFoundError
 from tfemergent.datasets.directories import DATA_DIR_ENV_VAR, resolve_data_dir_with_source
@@ -80,7 +81,8 @@ def load(name, split, data_dir=None, *, shuffle_files=False):
             range, or a `data_dir` that is not a path.
         DatasetNotFoundError: (a `FileNotFoundError`) when the local files are
             missing; the message lists every path looked at and how to obtain
-            the data.
+            the data. Without a local directory, at once when tensorflow-datasets
+            would have to download the data and its host is not reachable.
         CorruptDatasetError: (a `ValueError`) when a local file is damaged.
         ImportError: online, when tensorflow-datasets is not installed.
 
@@ -125,7 +127,8 @@ def load_numpy(name, split, data_dir=None):
     Raises:
         ValueError: for an unknown `name`, a malformed `split` or a slice out
             of range.
-        DatasetNotFoundError: when the local files are missing.
+        DatasetNotFoundError: when the local files are missing, or (without a
+            local directory) when tensorflow-datasets' host is not reachable.
         CorruptDatasetError: when a local file is damaged.
         ImportError: online, when tensorflow-datasets is not installed.
 
@@ -237,8 +240,20 @@ def _import_tfds():
     return tfds
 
 
+def _offline_error(name):
+    return DatasetNotFoundError(
+        f"No local data directory is set and tensorflow-datasets cannot download {name!r}: "
+        f"{network.TFDS_HOST} is not reachable (no network?) and no copy was prepared in "
+        f"{network.tfds_data_dir()}. Set {DATA_DIR_ENV_VAR} (or pass data_dir=...) to a "
+        f"directory with the local files: {local_files.HOW_TO_OBTAIN[name]}. "
+        f"Received: data_dir=None and {DATA_DIR_ENV_VAR} unset"
+    )
+
+
 def _load_tfds(name, split, shuffle_files):
     tfds = _import_tfds()
+    if not network.prepared_by_tfds(name) and not network.tfds_reachable():
+        raise _offline_error(name)  # at once, not after minutes of download retries
     try:
         return tfds.load(name, split=split, as_supervised=True, shuffle_files=shuffle_files)
     except Exception as error:

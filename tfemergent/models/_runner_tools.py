@@ -1,16 +1,24 @@
 """What the experiment runners (``tfemergent.models.<system>.experiment``) share.
 
-The opening of ``run(config)`` (`check_config`, `quiet_tensorflow_logger`), the seeded
-training input that replaces a global seed (`shuffled_batches`), and the results table
-(`mean_std`, `format_mean_std`, `markdown_table`, `finish`). Private to the runners; the
-public API is each runner's ``run``.
+The opening of ``run(config)`` (`check_config`, `quiet_tensorflow_logger`, `shuffled_subset`
+for the data, `output_path` for the plots), the seeded training input that replaces a global
+seed (`shuffled_batches`), the results table (`mean_std`, `format_mean_std`, `markdown_table`,
+`finish`), and the command-line pieces of ``add_arguments`` / ``config_from_args``
+(`add_seeds_argument` and `seeds_from_args`: the one seed convention ``--seeds 0,1,2``;
+`comma_separated`: list-valued flags whose errors name the flag). Private to the runners;
+the public API is each runner's ``run``.
 """
 
+import argparse
 import contextlib
 import logging
+import os
+import sys
 
 import numpy as np
 import tensorflow as tf
+
+from tfemergent.utils.validation import validate_int
 
 
 def check_config(config, config_class):
@@ -109,3 +117,110 @@ def finish(results, table, verbose, summary=None, footer=None):
         outcome["summary"] = summary
     outcome["table"] = table
     return outcome
+
+
+def validate_seeds(seeds, runs):
+    """``seeds`` as a non-empty tuple of integers >= 0; None gives ``0, ..., runs - 1``."""
+    if seeds is None:
+        return tuple(range(runs))
+    if isinstance(seeds, (int, np.integer)) or not hasattr(seeds, "__len__") or not len(seeds):
+        raise ValueError(
+            "Argument `seeds` must be a non-empty list of integers >= 0, one run each. "
+            f"Received: seeds={seeds!r}"
+        )
+    return tuple(validate_int("seeds", seed, minimum=0) for seed in seeds)
+
+
+def output_path(directory, filename):
+    """``directory/filename``, creating ``directory`` if needed."""
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, filename)
+
+
+def shuffled_subset(rng, count, *arrays):
+    """The first ``count`` (None: all) of ``arrays`` after one permutation drawn from ``rng``."""
+    order = rng.permutation(len(arrays[0]))[:count]
+    return tuple(array[order] for array in arrays)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def or_default(value, default):
+    """``value`` unless it is None (a flag's ``0`` stays ``0`` and is then refused)."""
+    return default if value is None else value
+
+
+def comma_separated(kind=str, *, minimum=None, choices=None):
+    """An argparse ``type`` for ``a,b,c``: a tuple of ``kind`` values (empty items dropped).
+
+    A bad item makes argparse report the flag: ``argument --seeds: must be comma-separated
+    integers >= 0. Received: 'a,b'``.
+    """
+    if kind is int:
+        what = "integers" + (f" >= {minimum}" if minimum is not None else "")
+    else:
+        what = "names" + (f" from {', '.join(choices)}" if choices else "")
+
+    def parse(text):
+        try:
+            values = tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+        except ValueError:
+            values = None
+        if (
+            not values
+            or (minimum is not None and min(values) < minimum)
+            or (choices is not None and any(value not in choices for value in values))
+        ):
+            raise argparse.ArgumentTypeError(
+                f"must be comma-separated {what}. Received: {text!r}"
+            )
+        return values
+
+    parse.__name__ = f"comma-separated {what}"
+    return parse
+
+
+def add_seeds_argument(parser, default=(0,), deprecated=()):
+    """``--seeds 0,1,2`` (one run per seed), and old spellings kept as deprecated aliases.
+
+    ``deprecated`` may hold ``"runs"`` (``--runs N``: the seeds ``0, ..., N-1``) and
+    ``"seed"`` (``--seed S``: the one seed ``S``). `seeds_from_args` resolves them.
+    """
+    default_text = ",".join(str(seed) for seed in default)
+    parser.add_argument("--seeds", type=comma_separated(int, minimum=0), default=None,
+                        help=f"comma-separated seeds, one run each (default: {default_text})")
+    parser.set_defaults(default_seeds=tuple(default))
+    if "runs" in deprecated:
+        parser.add_argument("--runs", type=int, default=None,
+                            help="deprecated: --runs N is --seeds 0,...,N-1")
+    if "seed" in deprecated:
+        parser.add_argument("--seed", type=int, default=None,
+                            help="deprecated: --seed S is --seeds S")
+
+
+def seeds_from_args(args):
+    """The seeds of ``--seeds``, or of a deprecated ``--runs`` / ``--seed`` (with a note on
+    standard error); a ``ValueError`` naming both flags if both are given."""
+    runs, seed = getattr(args, "runs", None), getattr(args, "seed", None)
+    old = [flag for flag, value in (("--runs", runs), ("--seed", seed)) if value is not None]
+    if old and args.seeds is not None:
+        raise ValueError(
+            f"Give the seeds with `--seeds` only ({old[0]} is its deprecated spelling). "
+            f"Received: --seeds={','.join(map(str, args.seeds))} and {old[0]}="
+            f"{runs if runs is not None else seed}"
+        )
+    if runs is not None:
+        if runs < 1:
+            raise ValueError(f"Argument `runs` must be an integer >= 1. Received: runs={runs}")
+        print(f"note: --runs is deprecated; use --seeds {','.join(map(str, range(runs)))}",
+              file=sys.stderr)
+        return tuple(range(runs))
+    if seed is not None:
+        if seed < 0:
+            raise ValueError(f"Argument `seed` must be an integer >= 0. Received: seed={seed}")
+        print(f"note: --seed is deprecated; use --seeds {seed}", file=sys.stderr)
+        return (seed,)
+    if args.seeds is not None:
+        return tuple(args.seeds)
+    return tuple(getattr(args, "default_seeds", (0,)))

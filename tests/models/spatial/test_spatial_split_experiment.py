@@ -41,7 +41,7 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["run", "spatial-split", "--modes", "diagonal"])
     assert info.value.code == 2
-    assert "Received: modes='diagonal'" in capsys.readouterr().err
+    assert "Received: --modes='diagonal'" in capsys.readouterr().err  # names the flag
 
 
 def test_console_script_is_installed():

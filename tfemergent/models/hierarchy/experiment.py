@@ -38,6 +38,8 @@ PAPER_TABLE2 = {
 }
 PAPER_PEARSON = {"mnist": 0.75, "cifar10": 0.48}
 WEIGHTS_FILE = "hierarchy.weights.h5"
+# Configuration fields whose command-line flag has another name (for error messages).
+FLAGS = {"directory": "--search-dir"}
 
 
 @dataclasses.dataclass
@@ -56,7 +58,10 @@ class HierarchyConfig:
             ``TFEMERGENT_DATA_DIR``).
         part: ``"table1"`` (topologies) or ``"table2"`` (hill climbing).
         topologies: Table 1's topologies: names, ``"random:<seed>"`` entries.
-        runs: runs per topology (Table 1) or hill-climbing runs (Table 2).
+        runs: runs per topology (Table 1) or hill-climbing runs (Table 2), with
+            the seeds ``0, ..., runs - 1``; used only when ``seeds`` is None.
+        seeds: the seeds of the runs, one run each (None: ``range(runs)``);
+            ``runs`` becomes their number.
         num_hidden, window_size: the units (paper: 100, 10).
         dropout, l2, learning_rate, batch_size: base learning (Adam).
         epochs: training epochs of a Table 1 run and of Table 2's initial
@@ -82,6 +87,7 @@ class HierarchyConfig:
     part: str = "table1"
     topologies: tuple = ("flat", "columnar", "pyramidal", "random:1", "random:2", "random:3")
     runs: int = 2
+    seeds: tuple = None
     num_hidden: int = 16
     window_size: int = 4
     dropout: float = 0.0
@@ -113,6 +119,8 @@ class HierarchyConfig:
                     f"'random:<seed>'. Received: topologies={self.topologies!r}"
                 )
         self.runs = validate_int("runs", self.runs, minimum=1)
+        self.seeds = tools.validate_seeds(self.seeds, self.runs)
+        self.runs = len(self.seeds)
         self.num_hidden = validate_int("num_hidden", self.num_hidden, minimum=1)
         self.window_size = validate_int("window_size", self.window_size, minimum=1)
         self.dropout = validate_float("dropout", self.dropout, minimum=0.0, maximum=0.99)
@@ -210,6 +218,7 @@ def run_topology(config, data, topology, run):
     start = time.perf_counter()
     history = model.fit(
         tools.shuffled_batches(data[0], config.batch_size, seed=run),
+        shuffle=False,  # the batches are shuffled already (seeded)
         epochs=config.epochs,
         verbose=0,
         callbacks=_callbacks(config, data, f"{topology.replace(':', '')}-run{run}"),
@@ -261,6 +270,7 @@ class HierarchyTrial:
         callbacks = _callbacks(config, self.data, self.log_name, f"trial{trial.trial_id}")
         history = model.fit(
             tools.shuffled_batches(self.data[0], config.batch_size, seed=trial.seed),
+            shuffle=False,  # the batches are shuffled already (seeded)
             epochs=epochs,
             verbose=0,
             callbacks=callbacks,
@@ -417,7 +427,7 @@ def _run(config, data):
     results = []
     if config.part == "table1":
         for topology in config.topologies:
-            for run_index in range(config.runs):
+            for run_index in config.seeds:
                 result = run_topology(config, data, topology, run_index)
                 results.append(result)
                 if config.verbose:
@@ -432,7 +442,7 @@ def _run(config, data):
     else:
         import tempfile
 
-        for run_index in range(config.runs):
+        for run_index in config.seeds:
             with tempfile.TemporaryDirectory() as scratch:
                 directory = (
                     os.path.join(config.directory, f"run{run_index}")
@@ -452,8 +462,8 @@ def _run(config, data):
                 )
         summary = summarise_table2(results, config.dataset)
         if config.plots:
-            os.makedirs(config.plots, exist_ok=True)
-            plot_trajectories(results, os.path.join(config.plots, f"trajectory_{config.dataset}.png"))
+            plot_trajectories(results, tools.output_path(config.plots,
+                                                         f"trajectory_{config.dataset}.png"))
     return tools.finish(
         results,
         summary["table"],
@@ -464,21 +474,38 @@ def _run(config, data):
 
 def add_arguments(parser):
     """Command-line arguments of ``tfemergent run hierarchy``."""
-    parser.add_argument("--dataset", default="digits", choices=DATASETS)
-    parser.add_argument("--part", default="table1", choices=PARTS)
-    parser.add_argument("--topologies", default="flat,columnar,pyramidal,random:1,random:2,random:3")
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--dataset", default="digits", choices=DATASETS,
+                        help="digits (embedded, default), mnist (centre crop 20 x 20) or "
+                             "cifar10 (gray, 20 x 20)")
+    parser.add_argument("--part", default="table1", choices=PARTS,
+                        help="table1: handcrafted and random topologies (default); "
+                             "table2: entropy hill climbing")
+    parser.add_argument("--topologies", type=tools.comma_separated(),
+                        default=HierarchyConfig.topologies,
+                        help="Table 1's comma-separated topologies: flat, columnar, pyramidal, "
+                             "random:<seed> (default: all three and random:1,2,3)")
+    tools.add_seeds_argument(parser, default=(0, 1), deprecated=("runs",))
     parser.add_argument("--num-hidden", type=int, default=None,
-                        help="default: 16 on digits, 100 (paper) otherwise")
+                        help="hidden units per autoencoder unit (default: 16 on digits, "
+                             "100 (paper) otherwise)")
     parser.add_argument("--window-size", type=int, default=None,
-                        help="default: 4 on digits, 10 (paper) otherwise")
-    parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--l2", type=float, default=0.0)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--meta-steps", type=int, default=5)
-    parser.add_argument("--epochs-per-step", type=int, default=1)
-    parser.add_argument("--num-train", type=int, default=None)
-    parser.add_argument("--probe-train", type=int, default=None)
+                        help="receptive-field window side (default: 4 on digits, 10 "
+                             "(paper) otherwise)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout on the units' inputs (default: 0)")
+    parser.add_argument("--l2", type=float, default=0.0,
+                        help="L2 weight penalty of the units (default: 0)")
+    parser.add_argument("--epochs", type=int, default=5,
+                        help="epochs of a Table 1 run and of Table 2's initial topology "
+                             "(default: 5)")
+    parser.add_argument("--meta-steps", type=int, default=5,
+                        help="Table 2: hill-climbing meta-steps M (default: 5)")
+    parser.add_argument("--epochs-per-step", type=int, default=1,
+                        help="Table 2: retraining epochs after each move (default: 1)")
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="training images used (default: all)")
+    parser.add_argument("--probe-train", type=int, default=None,
+                        help="images the probe is fitted on (default: all training images)")
     parser.add_argument("--search-dir", default=None,
                         help="keep Table 2's searches here (resumable)")
 
@@ -490,10 +517,10 @@ def config_from_args(args):
         dataset=args.dataset,
         data_dir=args.data_dir,
         part=args.part,
-        topologies=tuple(t for t in args.topologies.split(",") if t),
-        runs=args.runs,
-        num_hidden=args.num_hidden or (16 if small else 100),
-        window_size=args.window_size or (4 if small else 10),
+        topologies=tuple(args.topologies),
+        seeds=tools.seeds_from_args(args),
+        num_hidden=tools.or_default(args.num_hidden, 16 if small else 100),
+        window_size=tools.or_default(args.window_size, 4 if small else 10),
         dropout=args.dropout,
         l2=args.l2,
         epochs=args.epochs,

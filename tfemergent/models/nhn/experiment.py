@@ -13,12 +13,12 @@ network with its add-ons removed (ablation). See
 
 import dataclasses
 import json
-import os
 import time
 
 import numpy as np
 
 from tfemergent import datasets
+from tfemergent.models import _runner_tools as tools
 from tfemergent.models.nhn.config_values import validate_config
 from tfemergent.models.nhn.neuron_hierarchy_builder import NeuronHierarchyBuilder
 from tfemergent.models.nhn.pruning_config import PruningConfig
@@ -56,16 +56,18 @@ _CONFIGS = {
     "pruning": (PruningConfig, {}),
     "search": (SearchConfig, DEFAULT_SEARCH),
 }
-
-
-# `NhnConfig`'s defaults where they differ from those of the config classes: the short
-# digits run of ``tfemergent run nhn``.
-DEFAULT_TRAINING = {"epochs": 8, "batch_size": 32}
-DEFAULT_SEARCH = {"num_cycles": 5, "population_size": 10, "train_batches": 4}
-_CONFIGS = {
-    "training": (TrainingConfig, DEFAULT_TRAINING),
-    "pruning": (PruningConfig, {}),
-    "search": (SearchConfig, DEFAULT_SEARCH),
+# Configuration fields whose command-line flag has another name (for error messages).
+FLAGS = {
+    "fraction": "--prune-fraction",
+    "granularity": "--prune-granularity",
+    "scope": "--prune-scope",
+    "channel_multiple": "--prune-channel-multiple",
+    "rescale": "--prune-rescale",
+    "num_cycles": "--cycles",
+    "population_size": "--population",
+    "train_batches": "--search-batches",
+    "directory": "--search-dir",
+    "seed": "--seeds",
 }
 
 
@@ -105,9 +107,9 @@ class NhnConfig:
 
     Example:
 
+    >>> from tfemergent.models.nhn.experiment import NhnConfig
     >>> config = NhnConfig(search={"num_cycles": 2}, verbose=0)
     >>> config.training.epochs, config.search.num_cycles, config.search.population_size
-    >>> from tfemergent.models.nhn.experiment import NhnConfig
     (8, 2, 10)
     >>> config.replace(num_train=100, training={"epochs": 1}).training.batch_size
     32
@@ -181,10 +183,10 @@ def load_data(config):
     rng = np.random.default_rng(0)
     x_train, y_train = datasets.load_numpy(config.dataset, "train", config.data_dir)
     x_test, y_test = datasets.load_numpy(config.dataset, "test", config.data_dir)
-    order = rng.permutation(len(x_train))[: config.num_train]
-    x_train, y_train = x_train[order].astype("float32"), y_train[order].astype("int64")
-    order = rng.permutation(len(x_test))[: config.num_test]
-    x_test, y_test = x_test[order].astype("float32"), y_test[order].astype("int64")
+    x_train, y_train = tools.shuffled_subset(rng, config.num_train, x_train, y_train)
+    x_test, y_test = tools.shuffled_subset(rng, config.num_test, x_test, y_test)
+    x_train, y_train = x_train.astype("float32"), y_train.astype("int64")
+    x_test, y_test = x_test.astype("float32"), y_test.astype("int64")
     mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
     std = np.maximum(x_train.std(axis=(0, 1, 2), keepdims=True), 1e-6)
     return (x_train - mean) / std, y_train, (x_test - mean) / std, y_test
@@ -281,25 +283,20 @@ def plot_search(history, path):
 
 def run(config):
     """Run the experiment; returns ``{"results": {...}, "summary": {...}, "table": str}``."""
-    if not isinstance(config, NhnConfig):
-        raise ValueError(
-            f"`config` must be an NhnConfig. Received: config of type {type(config).__name__}"
-        )
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
+    tools.check_config(config, NhnConfig)
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = load_data(config)
-    outcome = config.builder().run(x_train, y_train, x_test, y_test)
+    with tools.quiet_tensorflow_logger():
+        outcome = config.builder().run(x_train, y_train, x_test, y_test)
     summary, table = summarise(outcome, config)
     if config.export:
         outcome["model"].export(config.export, verbose=False)
     if config.plots:
-        os.makedirs(config.plots, exist_ok=True)
-        plot_stages(outcome["stages"], os.path.join(config.plots, f"stages_{config.dataset}.png"))
+        plot_stages(outcome["stages"],
+                    tools.output_path(config.plots, f"stages_{config.dataset}.png"))
         plot_search(
             outcome["search"]["history"],
-            os.path.join(config.plots, f"search_{config.dataset}.png"),
+            tools.output_path(config.plots, f"search_{config.dataset}.png"),
         )
     results = {
         "config": json.loads(json.dumps(dataclasses.asdict(config), default=list)),
@@ -311,21 +308,24 @@ def run(config):
         "ablation_drop": outcome["ablation_drop"],
         "seconds": time.perf_counter() - started,
     }
-    if config.verbose:
-        print(table)
-    return {"results": results, "summary": summary, "table": table}
+    return tools.finish(results, table, config.verbose, summary=summary)
 
 
 def add_arguments(parser):
     """Command-line arguments of ``tfemergent run nhn``."""
-    parser.add_argument("--dataset", default="digits", choices=DATASETS)
+    parser.add_argument("--dataset", default="digits", choices=DATASETS,
+                        help="digits (embedded, default) or cifar10")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs of every training stage (default: 8 on digits, 30 on CIFAR)")
-    parser.add_argument("--retrain-epochs", type=int, default=None)
-    parser.add_argument("--final-epochs", type=int, default=None)
+    parser.add_argument("--retrain-epochs", type=int, default=None,
+                        help="epochs of the retraining after pruning (default: --epochs)")
+    parser.add_argument("--final-epochs", type=int, default=None,
+                        help="epochs of the final training with the add-ons (default: "
+                             "--epochs)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: 32 on digits, 100 on CIFAR (the paper's search batches)")
-    parser.add_argument("--prune-fraction", type=float, default=0.85)
+    parser.add_argument("--prune-fraction", type=float, default=0.85,
+                        help="fraction of the kernels pruned (default and paper: 0.85)")
     parser.add_argument("--prune-granularity", default="kernel", choices=("kernel", "channel"),
                         help="kernel (the paper's) or whole output channels")
     parser.add_argument("--prune-scope", default="layer", choices=("model", "layer"),
@@ -346,11 +346,13 @@ def add_arguments(parser):
                         help="population size (default: 10 on digits, 20 (paper) on CIFAR)")
     parser.add_argument("--search-batches", type=int, default=None,
                         help="batches per candidate per cycle (default: 4 on digits, 25 on CIFAR)")
-    parser.add_argument("--num-train", type=int, default=None)
-    parser.add_argument("--num-test", type=int, default=None)
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="training images used (default: all)")
+    parser.add_argument("--num-test", type=int, default=None,
+                        help="test images used (default: all)")
     parser.add_argument("--search-dir", default=None,
                         help="checkpoint directory of the search (resumable)")
-    parser.add_argument("--seed", type=int, default=0)
+    tools.add_seeds_argument(parser, deprecated=("seed",))
 
 
 def evolution_settings(population_size):
@@ -360,9 +362,9 @@ def evolution_settings(population_size):
     (20 in the paper: 10 survivors); for smaller populations about a third
     children (at most 3, of 3 parents) and 2 fresh, so that half survive.
 
+    >>> from tfemergent.models.nhn.experiment import evolution_settings
     >>> evolution_settings(20), evolution_settings(10), evolution_settings(4)
     ((4, 5, 5), (3, 3, 2), (2, 1, 1))
-    >>> from tfemergent.models.nhn.experiment import evolution_settings
     """
     population_size = validate_int("population_size", population_size, minimum=2)
     if population_size >= 11:
@@ -375,13 +377,19 @@ def evolution_settings(population_size):
 def config_from_args(args):
     """Build an `NhnConfig` from parsed command-line arguments."""
     small = args.dataset == "digits"
-    population = args.population or (10 if small else 20)
+    population = tools.or_default(args.population, 10 if small else 20)
+    seeds = tools.seeds_from_args(args)
+    if len(seeds) != 1:
+        raise ValueError(
+            "Argument `seed` takes one seed: `nhn` runs one network per command. "
+            f"Received: seed={','.join(map(str, seeds))}"
+        )
     parents, children, fresh = evolution_settings(population)
     training = TrainingConfig(
-        epochs=args.epochs or (8 if small else 30),
+        epochs=tools.or_default(args.epochs, 8 if small else 30),
         retrain_epochs=args.retrain_epochs,
         final_epochs=args.final_epochs,
-        batch_size=args.batch_size or (32 if small else 100),
+        batch_size=tools.or_default(args.batch_size, 32 if small else 100),
     )
     pruning = PruningConfig(
         fraction=args.prune_fraction,
@@ -391,12 +399,12 @@ def config_from_args(args):
         rescale=args.prune_rescale,
     )
     search = SearchConfig(
-        num_cycles=args.cycles or (5 if small else 20),
+        num_cycles=tools.or_default(args.cycles, 5 if small else 20),
         population_size=population,
         num_parents=parents,
         num_children=children,
         num_fresh=fresh,
-        train_batches=args.search_batches or (4 if small else 25),
+        train_batches=tools.or_default(args.search_batches, 4 if small else 25),
         batch_size=32 if small else 100,
         eval_size=None if small else 500,
         shared_weights=args.shared_weights,
@@ -410,7 +418,7 @@ def config_from_args(args):
         training=training,
         pruning=pruning,
         search=search,
-        seed=args.seed,
+        seed=seeds[0],
         logdir=args.logdir,
         export=args.export,
         plots=args.plots,

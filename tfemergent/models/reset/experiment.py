@@ -16,10 +16,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfemergent import datasets
 from tfemergent.analysis import grid_usage
+from tfemergent.models import _runner_tools as tools
 from tfemergent.models.reset.reset_network import ResetNetwork
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
@@ -77,7 +77,10 @@ class ResetConfig:
         threshold: d' threshold of a preference.
         index_every: compute the indices every this many epochs (and after the
             last).
-        runs: seeds per n (0, 1, ...).
+        runs: runs per n, with the seeds ``0, ..., runs - 1``; used only when
+            ``seeds`` is None.
+        seeds: the seeds of the runs per n (None: ``range(runs)``); ``runs``
+            becomes their number.
         logdir: TensorBoard directory (`ResetTensorBoard`): one run per network
             (``reset<n>[-reconstruction]-run<k>``). None: no logs.
         plots: directory for the index curves and preference maps (PNG).
@@ -102,6 +105,7 @@ class ResetConfig:
     threshold: float = 2.0
     index_every: int = 1
     runs: int = 1
+    seeds: tuple = None
     logdir: str = None
     plots: str = None
     verbose: int = 1
@@ -149,6 +153,8 @@ class ResetConfig:
         self.threshold = validate_float("threshold", self.threshold, minimum=0.0)
         self.index_every = validate_int("index_every", self.index_every, minimum=1)
         self.runs = validate_int("runs", self.runs, minimum=1)
+        self.seeds = tools.validate_seeds(self.seeds, self.runs)
+        self.runs = len(self.seeds)
 
     @property
     def number_task(self):
@@ -182,10 +188,8 @@ def load_data(config):
         x_train, t_train = datasets.load_numpy(config.dataset, "train", config.data_dir)
         x_test, y_test = datasets.load_numpy(config.dataset, "test", config.data_dir)
         t_test, codes = y_test, None
-    order = rng.permutation(len(x_train))[: config.num_train]
-    x_train, t_train = x_train[order], t_train[order]
-    order = rng.permutation(len(x_test))[: config.num_eval]
-    x_test, t_test, y_test = x_test[order], t_test[order], y_test[order]
+    x_train, t_train = tools.shuffled_subset(rng, config.num_train, x_train, t_train)
+    x_test, t_test, y_test = tools.shuffled_subset(rng, config.num_eval, x_test, t_test, y_test)
     x_train = x_train.astype("float32")
     mean, std = np.float32(x_train.mean()), np.float32(max(x_train.std(), 1e-6))
     return (
@@ -256,12 +260,10 @@ def run_network(config, data, grid_size, reconstruction, run):
     )
     start = time.perf_counter()
     # The model is seeded by ``run``; the shuffle too (no global seed is set).
-    batches = (
-        tf.data.Dataset.from_tensor_slices((x_train, t_train))
-        .shuffle(len(x_train), seed=run, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-    )
-    history = model.fit(batches, epochs=config.epochs, verbose=0, callbacks=[callback]).history
+    batches = tools.shuffled_batches((x_train, t_train), config.batch_size, seed=run)
+    history = model.fit(
+        batches, epochs=config.epochs, shuffle=False, verbose=0, callbacks=[callback]
+    ).history
     train_seconds = time.perf_counter() - start
     grids = model.grid_activations(x_eval)
     usage = grid_usage(grids)
@@ -296,12 +298,6 @@ def run_network(config, data, grid_size, reconstruction, run):
 # ---------------------------------------------------------------------------- summary
 
 
-def _mean_sd(values):
-    values = np.asarray(values, np.float64)
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return float(np.mean(values)), sd
-
-
 def summarise(results, config):
     """One row per (n, reconstruction): means (and SDs over runs) and the paper's claims."""
     rows = []
@@ -312,10 +308,10 @@ def summarise(results, config):
         row = {"grid_size": grid_size, "reconstruction": reconstruction, "runs": len(group)}
         for key in ("accuracy", "final_clustering_index", "final_preferring_units",
                     "evenness", "gini", "polarised_fraction", "train_seconds"):
-            row[key], row[key + "_sd"] = _mean_sd([r[key] for r in group])
+            row[key], row[key + "_sd"] = tools.mean_std([r[key] for r in group], ddof=1)
         if config.number_task:
-            row["final_topography_index"], row["final_topography_index_sd"] = _mean_sd(
-                [r["final_topography_index"] for r in group]
+            row["final_topography_index"], row["final_topography_index_sd"] = tools.mean_std(
+                [r["final_topography_index"] for r in group], ddof=1
             )
         rows.append(row)
     header = f"{'network':>22s} {'accuracy':>9s} {'clustering':>16s}"
@@ -406,19 +402,18 @@ def plot_preference_maps(results, config, path):
 
 def run(config):
     """Run the experiment; returns ``{"results": [...], "summary": {...}, "table": str}``."""
-    if not isinstance(config, ResetConfig):
-        raise ValueError(
-            f"`config` must be a ResetConfig. Received: config of type {type(config).__name__}"
-        )
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
+    tools.check_config(config, ResetConfig)
     data = load_data(config)
+    with tools.quiet_tensorflow_logger():
+        return _run(config, data)
+
+
+def _run(config, data):
     results = []
     variants = [False, True] if config.reconstruction else [False]
     for grid_size in config.grid_sizes:
         for reconstruction in variants:
-            for run_index in range(config.runs):
+            for run_index in config.seeds:
                 result = run_network(config, data, grid_size, reconstruction, run_index)
                 results.append(result)
                 if config.verbose:
@@ -434,58 +429,58 @@ def run(config):
                     )
     summary = summarise(results, config)
     if config.plots:
-        os.makedirs(config.plots, exist_ok=True)
-        plot_curves(results, config, os.path.join(config.plots, f"indices_{config.dataset}.png"))
+        plot_curves(results, config,
+                    tools.output_path(config.plots, f"indices_{config.dataset}.png"))
         plot_preference_maps(
-            results, config, os.path.join(config.plots, f"preferences_{config.dataset}.png")
+            results, config, tools.output_path(config.plots, f"preferences_{config.dataset}.png")
         )
-    if config.verbose:
-        print(summary["table"])
-    return {"results": results, "summary": {"rows": summary["rows"]}, "table": summary["table"]}
+    return tools.finish(results, summary["table"], config.verbose,
+                        summary={"rows": summary["rows"]})
 
 
 def add_arguments(parser):
     """Command-line arguments of ``tfemergent run reset``."""
-    parser.add_argument("--dataset", default="digits", choices=DATASETS)
-    parser.add_argument("--grid-sizes", default=None,
+    parser.add_argument("--dataset", default="digits", choices=DATASETS,
+                        help="digits (embedded, default), mnist, fashion_mnist, cifar10, or "
+                             "number_topography (the number task; needs a local data "
+                             "directory)")
+    parser.add_argument("--grid-sizes", type=tools.comma_separated(int, minimum=1), default=None,
                         help="comma-separated n (default: 1,2,4 on digits, 1,2,4,8 otherwise)")
     parser.add_argument("--grid-width", type=int, default=None,
                         help="m (default: 16 on digits, 32 (paper) otherwise)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="default: 8 on digits, 20 (paper) otherwise")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--grid-dropout", type=float, default=0.5)
+                        help="training epochs (default: 8 on digits, 20 (paper) otherwise)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="training batch size (default: 64)")
+    parser.add_argument("--grid-dropout", type=float, default=0.5,
+                        help="dropout on the grid (default and paper: 0.5)")
     parser.add_argument("--reconstruction", action="store_true",
                         help="also train every n with a reconstruction head")
-    parser.add_argument("--num-train", type=int, default=None)
-    parser.add_argument("--num-eval", type=int, default=None)
-    parser.add_argument("--num-shuffles", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="training images used (default: all)")
+    parser.add_argument("--num-eval", type=int, default=None,
+                        help="held-out test images the indices are computed on (default: all)")
+    parser.add_argument("--num-shuffles", type=int, default=20,
+                        help="shuffled maps of each index's control (default: 20)")
+    tools.add_seeds_argument(parser, deprecated=("runs",))
 
 
 def config_from_args(args):
     """Build a `ResetConfig` from parsed command-line arguments."""
     small = args.dataset == "digits"
-    sizes = args.grid_sizes or ("1,2,4" if small else "1,2,4,8")
-    try:
-        grid_sizes = tuple(int(size) for size in sizes.split(",") if size)
-    except ValueError:
-        raise ValueError(
-            f"--grid-sizes must be comma-separated integers. Received: {sizes!r}"
-        ) from None
     return ResetConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
-        grid_sizes=grid_sizes,
-        grid_width=args.grid_width or (16 if small else 32),
-        epochs=args.epochs or (8 if small else 20),
+        grid_sizes=tools.or_default(args.grid_sizes, (1, 2, 4) if small else (1, 2, 4, 8)),
+        grid_width=tools.or_default(args.grid_width, 16 if small else 32),
+        epochs=tools.or_default(args.epochs, 8 if small else 20),
         batch_size=args.batch_size,
         grid_dropout=args.grid_dropout,
         reconstruction=args.reconstruction,
         num_train=args.num_train,
         num_eval=args.num_eval,
         num_shuffles=args.num_shuffles,
-        runs=args.runs,
+        seeds=tools.seeds_from_args(args),
         logdir=args.logdir,
         plots=args.plots,
         verbose=0 if args.quiet else 1,

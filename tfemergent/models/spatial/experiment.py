@@ -153,6 +153,7 @@ def run_one(config, mode, network, seed, data, progress=None):
     start = time.perf_counter()
     model.fit(
         tools.shuffled_batches((x_train, y_train), config.batch_size, seed=seed),
+        shuffle=False,  # the batches are shuffled already (seeded)
         epochs=config.epochs,
         verbose=0,
         callbacks=callbacks,
@@ -178,14 +179,13 @@ def run_one(config, mode, network, seed, data, progress=None):
     if config.export and network == "spatial":
         model.export(os.path.join(config.export, run_name), verbose=False)
     if config.plots and network == "spatial":
-        os.makedirs(config.plots, exist_ok=True)
         layers = [model.get_layer(name) for name in split.layer_names]
         figure = plotting.plot_positions(
             [keras.ops.convert_to_numpy(layer.positions) for layer in layers],
             split.assignments,
             [f"{run_name}: {layer.name}" for layer in layers],
         )
-        with open(os.path.join(config.plots, f"{run_name}.png"), "wb") as handle:
+        with open(tools.output_path(config.plots, f"{run_name}.png"), "wb") as handle:
             handle.write(plotting.figure_to_png(figure))
     return result
 
@@ -250,14 +250,16 @@ def add_arguments(parser):
     """Command-line arguments of ``tfemergent run spatial-split``."""
     parser.add_argument("--dataset", default="digits", choices=sorted(DATASET_PAIRS),
                         help="digits (embedded, default) or mnist+fashion")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="comma-separated input modes (default: all three)")
-    parser.add_argument("--networks", default=",".join(NETWORKS),
+    parser.add_argument("--modes", type=tools.comma_separated(), default=MODES,
+                        help="comma-separated input modes: " + ", ".join(MODES)
+                             + " (default: all three)")
+    parser.add_argument("--networks", type=tools.comma_separated(), default=NETWORKS,
                         help="comma-separated: regular, spatial (default: both)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    tools.add_seeds_argument(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per run (default: 300 on digits, 15 on mnist+fashion)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="training batch size (default: 256, the paper's)")
     parser.add_argument("--num-train", type=int, default=None,
                         help="cap on training samples per run")
     parser.add_argument("--transport-normalization", default="connections",
@@ -271,9 +273,9 @@ def config_from_args(args):
     epochs = args.epochs if args.epochs is not None else (300 if args.dataset == "digits" else 15)
     return SpatialSplitConfig(
         dataset=args.dataset,
-        modes=tuple(m for m in args.modes.split(",") if m),
-        networks=tuple(n for n in args.networks.split(",") if n),
-        seeds=tuple(int(s) for s in args.seeds.split(",") if s),
+        modes=tuple(args.modes),
+        networks=tuple(args.networks),
+        seeds=tools.seeds_from_args(args),
         epochs=epochs,
         batch_size=args.batch_size,
         num_train=args.num_train,

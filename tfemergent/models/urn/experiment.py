@@ -118,6 +118,7 @@ def run_one(config, seed):
     start = time.perf_counter()
     model.fit(
         tools.shuffled_batches((x_train, y_train), config.batch_size, seed=seed),
+        shuffle=False,  # the batches are shuffled already (seeded)
         epochs=config.epochs,
         verbose=2 if config.verbose else 0,  # one line per epoch
         callbacks=callbacks,
@@ -129,8 +130,7 @@ def run_one(config, seed):
     if config.export:
         model.export(os.path.join(config.export, f"seed{seed}"), verbose=False)
     if config.plots:
-        os.makedirs(config.plots, exist_ok=True)
-        with open(os.path.join(config.plots, f"weights-seed{seed}.png"), "wb") as handle:
+        with open(tools.output_path(config.plots, f"weights-seed{seed}.png"), "wb") as handle:
             handle.write(
                 plotting.figure_to_png(
                     plotting.plot_sorted_weights(
@@ -186,14 +186,22 @@ def run(config):
 
 def add_arguments(parser):
     """Command-line arguments of ``tfemergent run urn-spheres``."""
-    parser.add_argument("--num-neurons", type=int, default=1000, help="S (paper: 5000)")
-    parser.add_argument("--num-iterations", type=int, default=4, help="I (paper: 4)")
-    parser.add_argument("--residual", default="none", choices=RESIDUALS)
-    parser.add_argument("--epochs", type=int, default=40, help="paper: 200")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--c-w", type=float, default=5e-7)
-    parser.add_argument("--c-n", type=float, default=2e-5)
+    parser.add_argument("--num-neurons", type=int, default=1000,
+                        help="neurons S of the URN (default: 1000; paper: 5000)")
+    parser.add_argument("--num-iterations", type=int, default=4,
+                        help="iterations I (default and paper: 4)")
+    parser.add_argument("--residual", default="none", choices=RESIDUALS,
+                        help="none (eq. 3, default), output (eq. 6) or input (eq. 7)")
+    parser.add_argument("--epochs", type=int, default=40,
+                        help="training epochs (default: 40; paper: 200)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="training batch size (default: 64)")
+    tools.add_seeds_argument(parser)
+    parser.add_argument("--c-w", type=float, default=5e-7,
+                        help="L1 cost c_W on the weights (default and paper: 5e-7)")
+    parser.add_argument("--c-n", type=float, default=2e-5,
+                        help="L1 cost c_N on the activities of every iteration (default "
+                             "and paper: 2e-5)")
 
 
 def config_from_args(args):
@@ -204,7 +212,7 @@ def config_from_args(args):
         residual=args.residual,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        seeds=tuple(int(s) for s in args.seeds.split(",") if s),
+        seeds=tools.seeds_from_args(args),
         c_w=args.c_w,
         c_n=args.c_n,
         logdir=args.logdir,
