@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfemergent.utils.seeding import seeded_initializer
 from tfemergent.utils import keras_multi_worker
+from tfemergent.utils.dtypes import in_loss_dtype
 from tfemergent.utils.validation import validate_bool, validate_int, validate_keras_object
 
 
@@ -112,7 +113,7 @@ class MaskedConvolutionBase(keras.layers.Layer):
             name="kernel",
             shape=(self.kernel_size, self.kernel_size, input_channels, self.filters),
             initializer=masked_kernel_initializer,
-            regularizer=self.kernel_regularizer,
+            regularizer=in_loss_dtype(self.kernel_regularizer),
             constraint=self._constrain_kernel,
         )
         if self.use_bias:
@@ -120,7 +121,7 @@ class MaskedConvolutionBase(keras.layers.Layer):
                 name="bias",
                 shape=(self.filters,),
                 initializer=seeded_initializer(self.bias_initializer, seed, 1),
-                regularizer=self.bias_regularizer,
+                regularizer=in_loss_dtype(self.bias_regularizer),
                 constraint=self.bias_constraint,
             )
         else:

@@ -148,7 +148,7 @@ def conv_stages(spec, in_channels):
     return stages
 
 
-def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None):
+def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None, dtype=None):
     """``spec``'s conv stages, pooling, flatten and hidden dense layers as Keras layers.
 
     The sub-network of `ResetGrid` (`ResetGrid.subnetwork_model`) and the final
@@ -161,6 +161,7 @@ def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None):
         kernel_initializer: None (Keras' default) or a callable ``index ->
             initializer`` for the ``index``-th kernel (convs, then dense layers, in
             call order).
+        dtype: dtype policy of every layer (None: the global policy).
 
     Returns:
         ``(layers, plan)``: the flat list of layers in call order and one step per
@@ -185,6 +186,7 @@ def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None):
             padding=description["padding"],
             activation=spec["activation"] if description["activation"] else None,
             kernel_initializer=initializer(), name=prefix + description["name"],
+            dtype=dtype,
         ))
 
     pools = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
@@ -197,12 +199,12 @@ def keras_conv_stack(spec, in_channels, prefix="", kernel_initializer=None):
             plan.append(("residual", conv_a, conv_b, shortcut))
         if spec["pooling"] != "none":
             plan.append(("layer", add(pools[spec["pooling"]](
-                spec["pool_size"], name=f"{prefix}pool_{stage}"))))
-    plan.append(("layer", add(keras.layers.Flatten(name=f"{prefix}flatten"))))
+                spec["pool_size"], name=f"{prefix}pool_{stage}", dtype=dtype))))
+    plan.append(("layer", add(keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype))))
     for index, units in enumerate(spec["dense_units"]):
         plan.append(("layer", add(keras.layers.Dense(
             units, spec["activation"], kernel_initializer=initializer(),
-            name=f"{prefix}dense_{index}",
+            name=f"{prefix}dense_{index}", dtype=dtype,
         ))))
     return layers, plan
 
@@ -843,12 +845,15 @@ class ResetGrid(keras.layers.Layer):
         inputs = keras.Input(input_shape, name="images")
         x = inputs
         if len(input_shape) == 2:
-            x = keras.layers.Reshape(input_shape + (1,), name="add_channel")(x)
+            x = keras.layers.Reshape(
+                input_shape + (1,), name="add_channel", dtype=self.dtype_policy
+            )(x)
         channels = input_shape[2] if len(input_shape) == 3 else 1
-        stack, plan = keras_conv_stack(spec, channels)
+        stack, plan = keras_conv_stack(spec, channels, dtype=self.dtype_policy)
         x = apply_keras_conv_stack(stack, plan, x, spec["activation"])
         outputs = keras.layers.Dense(
-            self.block_width**2, spec["output_activation"], name="output"
+            self.block_width**2, spec["output_activation"], name="output",
+            dtype=self.dtype_policy,
         )(x)
         model = keras.Model(inputs, outputs, name=f"{self.name}_subnetwork_{index}")
         for layer in self._sublayers:

@@ -10,6 +10,7 @@ from tfemergent.layers.reset_grid import (
     keras_conv_stack,
     normalize_subnetwork,
 )
+from tfemergent.utils.dtypes import cost_dtype, to_loss_dtype
 from tfemergent.utils.validation import (
     validate_float,
     validate_int,
@@ -139,6 +140,13 @@ class ResetNetwork(keras.Model):
     analysis of `tfemergent.analysis.dprime_maps` and the indices;
     `tfemergent.callbacks.ResetTensorBoard` logs them during training.
 
+    Sublayers: ``model.grid_layers`` lists the `ResetGrid` layer of each grid
+    level, named ``grid_0``, ``grid_1``... (so ``model.get_layer("grid_0")`` is
+    ``model.grid_layers[0]``; its ``num_subnetworks``, ``grid_width`` and weights
+    are those of that level); ``model.grid_dropouts`` holds their dropouts
+    (``grid_dropout_<level>``) and ``model.final_layers`` the layers of the final
+    network (``final_...``).
+
     Reference: T. Hannagan, "Reset networks" (2021).
 
     Args:
@@ -159,7 +167,9 @@ class ResetNetwork(keras.Model):
             (``"dense_units"``, ``"activation"``, ``"output_activation"``).
         reconstruction_weight: weight of the reconstruction MSE in the loss, >= 0.
         seed: integer seed of all weight initialisations and the dropout, or None.
-        **kwargs: `keras.Model` arguments (``name``...).
+        **kwargs: `keras.Model` arguments (``name``, ``dtype``...). A ``dtype``
+            policy is passed on to every sublayer; the reconstruction MSE is
+            computed in at least float32 and added in Keras' loss dtype.
 
     Example:
 
@@ -179,6 +189,10 @@ class ResetNetwork(keras.Model):
     (16, 10)
     >>> model.grid_activations(images).shape  # the 8 x 8 grid of each image
     (16, 8, 8)
+    >>> [layer.name for layer in model.grid_layers]
+    ['grid_0']
+    >>> model.get_layer("grid_0") is model.grid_layers[0]
+    True
     """
 
     def __init__(
@@ -255,13 +269,16 @@ class ResetNetwork(keras.Model):
             return None if self.seed is None else self.seed * 1009 + index
 
         # ResetGrid validates grid_width % grid_size.
+        # Every sublayer follows the model's dtype policy (``dtype=...`` or global).
+        dtype = self.dtype_policy
         self.grid_layers = [
-            ResetGrid(size, spec, width, seed=level_seed(level), name=f"grid_{level}")
+            ResetGrid(size, spec, width, seed=level_seed(level), name=f"grid_{level}",
+                      dtype=dtype)
             for level, (size, width, spec) in enumerate(zip(sizes, widths, specs))
         ]
         self.grid_dropouts = [
             keras.layers.Dropout(self.grid_dropout, seed=level_seed(100 + level),
-                                 name=f"grid_dropout_{level}")
+                                 name=f"grid_dropout_{level}", dtype=dtype)
             for level in range(num_levels)
         ]
         self.final_layers, self._final_plan = self._make_convnet(
@@ -272,6 +289,7 @@ class ResetNetwork(keras.Model):
             activation=self.output_activation,
             kernel_initializer=_seeded("glorot_uniform", level_seed(299)),
             name="outputs",
+            dtype=dtype,
         )
         self._decoder_layers = []
         if self.reconstruction is not None:
@@ -283,6 +301,7 @@ class ResetNetwork(keras.Model):
                         activation=activation,
                         kernel_initializer=_seeded("glorot_uniform", level_seed(300 + index)),
                         name=f"reconstruction_dense_{index}",
+                        dtype=dtype,
                     )
                 )
             self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
@@ -314,7 +333,10 @@ class ResetNetwork(keras.Model):
         def initializer(index):
             return _seeded("glorot_uniform", None if seed is None else seed * 31 + index)
 
-        return keras_conv_stack(spec, 1, prefix=f"{prefix}_", kernel_initializer=initializer)
+        return keras_conv_stack(
+            spec, 1, prefix=f"{prefix}_", kernel_initializer=initializer,
+            dtype=self.dtype_policy,
+        )
 
     # ------------------------------------------------------------------ build
 
@@ -362,6 +384,7 @@ class ResetNetwork(keras.Model):
                     "glorot_uniform", None if self.seed is None else self.seed * 1009 + 399
                 ),
                 name="reconstruction_output",
+                dtype=self.dtype_policy,
             )
             self.reconstruction_layer.build(x.shape)
         self.built = True
@@ -405,11 +428,14 @@ class ResetNetwork(keras.Model):
 
     def _add_reconstruction_loss(self, images, grid):
         reconstructed = self._decode(grid)
+        # The MSE in at least float32 (float16 under "mixed_float16" loses precision),
+        # added in the dtype of Keras' losses.
+        dtype = cost_dtype(self.variable_dtype)
         error = tf.reduce_mean(
-            tf.square(tf.cast(reconstructed, "float32") - tf.cast(images, "float32"))
+            tf.square(tf.cast(reconstructed, dtype) - tf.cast(images, dtype))
         )
         self.reconstruction_tracker.update_state(error)
-        self.add_loss(self.reconstruction_weight * error)
+        self.add_loss(to_loss_dtype(self.reconstruction_weight * error))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_outputs)
@@ -511,6 +537,7 @@ class ResetNetwork(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "num_outputs": self.num_outputs,
             "grid_size": self._grid_size_arg,
             "grid_width": self._grid_width_arg,

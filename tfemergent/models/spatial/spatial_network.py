@@ -31,6 +31,7 @@ def build_spatial_network(
     transport_normalization="neurons",
     seed=None,
     compile=True,
+    dtype=None,
 ):
     """Build the network ``n-128-128-128-256-20`` of the spatial networks paper.
 
@@ -64,6 +65,9 @@ def build_spatial_network(
             ``"neurons"`` (paper text) or ``"connections"`` (authors' code).
         seed: seed of the initializers (None: Keras's global seed).
         compile: whether to compile the model.
+        dtype: dtype policy of every layer (e.g. ``"mixed_float16"``), or None for
+            the global policy. The costs are computed in at least float32 and
+            added in Keras' loss dtype (``keras.config.floatx()``).
 
     Returns:
         A `keras.Sequential` model.
@@ -91,6 +95,17 @@ def build_spatial_network(
     transport_normalization = validate_choice(
         "transport_normalization", transport_normalization, NORMALIZATIONS
     )
+    if dtype is not None:
+        try:
+            policy = keras.dtype_policies.get(dtype)
+            if "float" not in policy.variable_dtype or "float" not in policy.compute_dtype:
+                raise ValueError("not a floating-point policy")
+            dtype = policy
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Argument `dtype` must be None, a floating-point Keras dtype policy or "
+                f"its name ('float32', 'mixed_float16', 'float64'...). Received: dtype={dtype!r}"
+            ) from None
 
     widths = list(hidden_units) + [num_classes * num_tasks]
     activations = ["sigmoid"] * len(hidden_units) + [None]
@@ -121,12 +136,17 @@ def build_spatial_network(
                     density_cost=DensityCost(beta, num_cost_layers) if with_costs else None,
                     seed=None if seed is None else seed * 1000 + 500 + index,
                     name=name,
+                    dtype=dtype,
                 )
             )
         else:
             layers.append(
                 keras.layers.Dense(
-                    width, activation=activation, kernel_initializer=initializer(index), name=name
+                    width,
+                    activation=activation,
+                    kernel_initializer=initializer(index),
+                    name=name,
+                    dtype=dtype,
                 )
             )
     model = keras.Sequential(layers, name="spatial_network" if spatial else "regular_network")
