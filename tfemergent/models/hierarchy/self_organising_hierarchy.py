@@ -123,6 +123,15 @@ class SelfOrganisingHierarchy(keras.Model):
     num_hidden]`` after the relaxation passes (what the logistic-regression
     probe reads, see `tfemergent.probes.LogisticRegressionProbe`).
 
+    The units: ``model.units`` lists the K `MaskedAutoencoderUnit` layers in
+    layout order, unit k named ``unit_<k>`` (``model.get_layer("unit_0")`` is
+    ``model.units[0]``; the same k as in ``unit_<k>_loss`` and in
+    ``receptive_fields[k]``). A unit's ``encoder_kernel``, ``decoder_kernel`` and
+    ``decoder_bias`` are *slot* weights (one per position in its field windows);
+    to compare units, or a unit before and after `set_topology`, use its
+    map-level weights ``map_encoder_kernel()``, ``map_decoder_kernel()`` and
+    ``map_decoder_bias()``, indexed by map cell.
+
     Reference: S. Borgohain, G. Kowadlo, D. Rawlinson, C. Bergmeir, K. Loo,
     H. Rangarajan, L. Kuhlmann, "Self-organising Neural Network Hierarchy" (2020).
 
@@ -165,6 +174,12 @@ class SelfOrganisingHierarchy(keras.Model):
     ['entropy', 'loss', 'unit_0_entropy', 'unit_0_loss', 'unit_1_entropy', 'unit_1_loss', 'unit_2_entropy', 'unit_2_loss']
     >>> model.predict(images, verbose=0).shape
     (64, 48)
+    >>> [unit.name for unit in model.units]
+    ['unit_0', 'unit_1', 'unit_2']
+    >>> model.get_layer("unit_1") is model.units[1]
+    True
+    >>> tuple(model.units[0].map_decoder_bias().shape)  # one entry per map cell
+    (128,)
     >>> model.set_topology("flat")
     >>> model.receptive_fields[2]
     ((2, 0), (2, 4))
