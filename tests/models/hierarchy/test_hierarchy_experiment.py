@@ -134,6 +134,9 @@ def test_cli(tmp_path, capsys):
         ({"topologies": ("random",)}, "topologies"),
         ({"topologies": ("star",)}, "topologies"),
         ({"runs": 0}, "runs"),
+        ({"seeds": ()}, "seeds"),
+        ({"seeds": 1}, "seeds"),
+        ({"seeds": (0, -1)}, "seeds"),
         ({"epochs": 0}, "epochs"),
         ({"meta_steps": -1}, "meta_steps"),
         ({"dropout": 1.0}, "dropout"),
@@ -153,3 +156,10 @@ def test_a_run_is_deterministic_per_seed_without_a_global_seed():
     measures = ("accuracy", "max_entropy", "unit_entropies")
     assert [first[m] for m in measures] == [again[m] for m in measures]
     assert first["unit_entropies"] != other["unit_entropies"]
+
+
+def test_seeds_are_the_runs():
+    assert hierarchy.HierarchyConfig().seeds == tuple(range(hierarchy.HierarchyConfig().runs))
+    config = hierarchy.HierarchyConfig(seeds=[4, 2], runs=7)
+    assert (config.seeds, config.runs) == ((4, 2), 2)
+    assert hierarchy.HierarchyConfig(runs=3).seeds == (0, 1, 2)

@@ -121,8 +121,18 @@ def test_cli(tmp_path, capsys):
         ({"epochs": 0}, "epochs"),
         ({"num_eval": 5}, "num_eval"),
         ({"runs": 0}, "runs"),
+        ({"seeds": ()}, "seeds"),
+        ({"seeds": 1}, "seeds"),
+        ({"seeds": (0, -1)}, "seeds"),
     ],
 )
 def test_invalid_config(kwargs, name):
     with pytest.raises(ValueError, match=rf"`{name}`.*Received"):
         reset.ResetConfig(**kwargs)
+
+
+def test_seeds_are_the_runs():
+    assert reset.ResetConfig().seeds == tuple(range(reset.ResetConfig().runs))
+    config = reset.ResetConfig(seeds=[4, 2], runs=7)
+    assert (config.seeds, config.runs) == ((4, 2), 2)
+    assert reset.ResetConfig(runs=3).seeds == (0, 1, 2)
