@@ -37,6 +37,7 @@ def test_offline_raises_at_once_and_points_at_the_data_dir(loader, name, offline
     assert f"no copy was prepared in {tmp_path / 'tfds'}" in message
     assert "Set TFEMERGENT_DATA_DIR" in message
     assert "Received: data_dir=None and TFEMERGENT_DATA_DIR unset" in message
+    assert "tensorflow-datasets download the dataset" not in message  # no advice to go online
     assert (offline, forbid_tfds) == ([1], [])  # checked once, tfds never called
 
 

@@ -245,7 +245,7 @@ def _offline_error(name):
         f"No local data directory is set and tensorflow-datasets cannot download {name!r}: "
         f"{network.TFDS_HOST} is not reachable (no network?) and no copy was prepared in "
         f"{network.tfds_data_dir()}. Set {DATA_DIR_ENV_VAR} (or pass data_dir=...) to a "
-        f"directory with the local files: {local_files.HOW_TO_OBTAIN[name]}. "
+        f"directory with the local files: {local_files.LOCAL_COPY[name]}. "
         f"Received: data_dir=None and {DATA_DIR_ENV_VAR} unset"
     )
 

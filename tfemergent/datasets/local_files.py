@@ -56,13 +56,14 @@ _TFDS_HINT = (
     f"or unset {DATA_DIR_ENV_VAR} and pass data_dir=None to let tensorflow-datasets "
     "download the dataset"
 )
-HOW_TO_OBTAIN = {
+# How to put a dataset's files into a local data directory.
+LOCAL_COPY = {
     "mnist": (
         f"copy `mnist.npz` from {_SHARED_DATA} into the data directory (the file "
         "that keras.datasets.mnist.load_data() downloads to ~/.keras/datasets/mnist.npz "
-        f"has the same format), {_TFDS_HINT}"
+        "has the same format)"
     ),
-    "cifar10": f"copy `cifar10.npz` from {_SHARED_DATA} into the data directory, {_TFDS_HINT}",
+    "cifar10": f"copy `cifar10.npz` from {_SHARED_DATA} into the data directory",
     "number_topography": (
         f"copy `number_topography.npz` from {_SHARED_DATA} into the data directory; it "
         "is converted from `Topography for numbers/dataset_number_topography.zip` in the "
@@ -73,8 +74,13 @@ HOW_TO_OBTAIN = {
         "files in /usr/share/datasets/fashion-mnist/), or copy the four IDX files "
         "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
         "t10k-labels-idx1-ubyte.gz) from https://github.com/zalandoresearch/fashion-mnist "
-        f"into <data_dir>/fashion-mnist/, {_TFDS_HINT}"
+        "into <data_dir>/fashion-mnist/"
     ),
+}
+# The same, plus tensorflow-datasets where it has the dataset.
+HOW_TO_OBTAIN = {
+    name: text if name == "number_topography" else f"{text}, {_TFDS_HINT}"
+    for name, text in LOCAL_COPY.items()
 }
 
 
