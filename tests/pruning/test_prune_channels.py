@@ -333,3 +333,34 @@ def test_report_table_and_dict():
 def test_docstring_examples():
     assert_docstring_examples(prune_module)
     assert_docstring_examples(report_module)
+
+
+def test_nested_functional_and_sequential_models_are_flattened():
+    inner_input = keras.Input((8, 8, 4))
+    y = L.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inner_input)
+    y = L.BatchNormalization(name="bn")(y)
+    block = keras.Model(inner_input, L.Conv2D(4, 1, name="proj")(y), name="block")
+    sequential = keras.Sequential([
+        keras.Input((8, 8, 4)),
+        L.Conv2D(5, 3, padding="same", activation="relu", name="conv"),
+        L.Conv2D(4, 1, name="proj2"),
+    ], name="seq")
+    x = keras.Input((8, 8, 3), name="image")
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="stem")(x)
+    c = sequential(L.Add(name="add")([a, block(a)]))
+    model = _randomise(keras.Model(x, L.Dense(2, name="head")(L.GlobalAveragePooling2D(
+        name="pool")(c))))
+    groups = {tuple(g["layers"]) for g in channel_groups(model) if not g["fixed"]}
+    # stem, the block's projection and the Add are one group; the inner "conv" of the
+    # Sequential model is renamed "conv_1" (the block's "conv" came first).
+    assert ("stem", "proj", "add") in groups and ("conv_1",) in groups
+    copy, _ = prune_channels(model, 0.0)
+    assert [layer.name for layer in copy.layers] == [
+        "image", "stem", "conv", "bn", "proj", "add", "conv_1", "proj2", "pool", "head"]
+    x_data = _inputs(model)
+    np.testing.assert_array_equal(np.asarray(copy(x_data)), np.asarray(model(x_data)))
+    pruned, report = prune_channels(model, 0.5)
+    small = shrink(pruned)
+    assert [small.get_layer(n).filters for n in ("stem", "conv", "conv_1", "proj2")] == [2, 3, 3, 2]
+    _assert_same(small(x_data), pruned(x_data))
+    assert report.layers["bn"]["channels_after"] == 3

@@ -101,10 +101,43 @@ def kind_of(layer):
     return None
 
 
+def _pointwise_or_valid(layer):
+    """Whether a constant input map gives a constant output map (no zero padding effect)."""
+    size = getattr(layer, "kernel_size", None)
+    sizes = size if isinstance(size, (tuple, list)) else (size,)
+    return getattr(layer, "padding", "same") == "valid" or all(k == 1 for k in sizes)
+
+
 def _activation_is_elementwise(layer):
     activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", "linear")
     return name not in _CHANNEL_MIXING_ACTIVATIONS
+
+
+def visit_order(model):
+    """Every (layer, node index) reachable backwards from the outputs, inputs first."""
+    order, seen = [], set()
+    stack = [(tensor, False) for tensor in reversed(model.outputs)]
+    while stack:
+        tensor, expanded = stack.pop()
+        history = _private.keras_history(tensor)
+        if history is None:
+            raise ValueError(
+                "The model's graph cannot be followed (an output tensor has no Keras "
+                f"history). Received: model={model.name!r}"
+            )
+        key = (id(history[0]), history[1])
+        if expanded:
+            if key not in seen:
+                seen.add(key)
+                order.append(history)
+            continue
+        if key in seen:
+            continue
+        stack.append((tensor, True))
+        for inbound in reversed(_private.inbound_tensors(*history)):
+            stack.append((inbound, False))
+    return order
 
 
 @dataclasses.dataclass
@@ -195,29 +228,7 @@ class Graph:
         return first
 
     def _visit_order(self):
-        """Every (layer, node index) reachable backwards from the outputs, inputs first."""
-        order, seen = [], set()
-        stack = [(tensor, False) for tensor in reversed(self.model.outputs)]
-        while stack:
-            tensor, expanded = stack.pop()
-            history = _private.keras_history(tensor)
-            if history is None:
-                raise ValueError(
-                    "The model's graph cannot be followed (an output tensor has no Keras "
-                    f"history). Received: model={self.model.name!r}"
-                )
-            key = (id(history[0]), history[1])
-            if expanded:
-                if key not in seen:
-                    seen.add(key)
-                    order.append(history)
-                continue
-            if key in seen:
-                continue
-            stack.append((tensor, True))
-            for inbound in reversed(_private.inbound_tensors(*history)):
-                stack.append((inbound, False))
-        return order
+        return visit_order(self.model)
 
     def _walk(self):
         order = self._visit_order()
@@ -382,7 +393,7 @@ class Graph:
         if node.kind == "dense":
             return layer.use_bias
         if node.kind == "conv":
-            return getattr(layer, "padding", "same") == "valid" and layer.bias is not None
+            return _pointwise_or_valid(layer) and layer.bias is not None
         return False
 
     # ------------------------------------------------------------------ constants
@@ -420,7 +431,7 @@ class Graph:
             bias = getattr(layer, "bias", None)
             bias = np.zeros(width[0]) if bias is None else keras.ops.convert_to_numpy(bias)
             zero = value == 0
-            foldable = (kind == "dense") or (kind == "conv" and getattr(layer, "padding", "same") == "valid")
+            foldable = (kind == "dense") or (kind == "conv" and _pointwise_or_valid(layer))
             usable = zero | (~np.isnan(value) & foldable)
             with np.errstate(invalid="ignore"):
                 out = bias.astype("float64") + np.where(usable, np.nan_to_num(value), 0.0) @ np.where(

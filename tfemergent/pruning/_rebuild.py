@@ -14,7 +14,7 @@ constant going into the bias of another summand (an add-on left without connecti
 import keras
 import numpy as np
 
-from tfemergent.pruning._graph import Graph
+from tfemergent.pruning._graph import Graph, visit_order
 from tfemergent.utils import _private
 
 PRODUCERS = ("conv", "dense", "transposed", "separable")
@@ -42,7 +42,87 @@ def graph_of(model):
             "graph (a subclassed model has none). "
             f"Received: model={getattr(model, 'name', model)!r} of type {type(model).__name__}"
         )
-    return Graph(model)
+    return Graph(flatten_nested(model))
+
+
+def _is_functional(layer):
+    if not isinstance(layer, keras.Model):
+        return False
+    try:
+        return bool(layer.outputs) and bool(layer.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fresh(layer, names):
+    """A new layer of ``layer``'s class and config (renamed if ``names`` has it), or ``layer``."""
+    config = layer.get_config()
+    name = config.get("name", layer.name)
+    if name in names:
+        number = 1
+        while f"{name}_{number}" in names:
+            number += 1
+        config["name"] = name = f"{name}_{number}"
+    names.add(name)
+    try:
+        return type(layer).from_config(config)
+    except Exception:  # a layer that cannot be re-created: reused as it is
+        return layer
+
+
+def flatten_nested(model):
+    """``model`` itself, or, when it holds functional sub-models, an equivalent flat copy.
+
+    The layers of a nested functional or Sequential model are replayed in the outer
+    graph (new layers, same configs and weights; a name already taken gets a suffix),
+    so that their channels can be pruned like the outer ones.
+    """
+    if not any(_is_functional(layer) for layer in model.layers):
+        return model
+    new_tensors, names, copies = {}, set(), []
+
+    def replace(item):
+        if isinstance(item, keras.KerasTensor):
+            return new_tensors[id(item)]
+        return item
+
+    def replay(network):
+        for layer, node_index in visit_order(network):
+            outputs = _private.output_tensors(layer, node_index)
+            if type(layer).__name__ == "InputLayer":
+                continue
+            args, kwargs = _private.call_arguments(layer, node_index)
+            if _is_functional(layer):
+                inner_inputs = keras.tree.flatten(keras.tree.map_structure(replace, args))
+                for tensor, value in zip(layer.inputs, inner_inputs):
+                    new_tensors[id(tensor)] = value
+                replay(layer)
+                for old, inner in zip(outputs, layer.outputs):
+                    new_tensors[id(old)] = new_tensors[id(inner)]
+                continue
+            new = _fresh(layer, names)
+            result = new(*keras.tree.map_structure(replace, args),
+                         **keras.tree.map_structure(replace, kwargs))
+            if new is not layer:
+                copies.append((layer, new))
+            for old, value in zip(outputs, keras.tree.flatten(result)):
+                new_tensors[id(old)] = value
+
+    inputs = []
+    for tensor in model.inputs:
+        layer = _private.keras_history(tensor)[0]
+        names.add(layer.name)
+        new_tensors[id(tensor)] = keras.Input(
+            shape=tuple(tensor.shape[1:]), batch_size=tensor.shape[0], dtype=tensor.dtype,
+            name=layer.name)
+        inputs.append(new_tensors[id(tensor)])
+    replay(model)
+    outputs = [new_tensors[id(t)] for t in model.outputs]
+    flat = keras.Model(inputs[0] if len(inputs) == 1 else inputs,
+                       outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+    for layer, new in copies:
+        new.set_weights(layer.get_weights())
+    return flat
 
 
 def _numpy(variable):

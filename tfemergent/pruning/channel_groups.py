@@ -1,6 +1,6 @@
 """The coupled channel groups of a functional or Sequential Keras model."""
 
-from tfemergent.pruning._graph import Graph
+from tfemergent.pruning._rebuild import graph_of
 
 
 def channel_groups(model):
@@ -10,9 +10,12 @@ def channel_groups(model):
     (normalisation, activations, pooling, dropout, depthwise convolutions, padding,
     `Flatten`, channel-preserving `Reshape`) pass them on; `Add`, `Subtract`,
     `Multiply`, `Average`, `Maximum`, `Minimum` join the channels they merge into one
-    group; `Concatenate` keeps its inputs' groups side by side. Groups holding a model
-    input or output, or touching a layer the engine does not understand (custom
-    layers, `Lambda`, shared layers, nested models), are fixed, with the reasons.
+    group; `Concatenate` keeps its inputs' groups side by side. The layers of nested
+    functional or Sequential models are followed as if they were flat (a name taken
+    by an outer layer gets a suffix ``_1``, as in the models `prune_channels` and
+    `shrink` return). Groups holding a model input or output, or touching a layer
+    the engine does not understand (custom layers, `Lambda`, shared layers), are
+    fixed, with the reasons.
 
     Args:
         model: a built functional or Sequential `keras.Model`.
@@ -34,22 +37,7 @@ def channel_groups(model):
     >>> [group["layers"] for group in channel_groups(model) if not group["fixed"]]
     [['conv', 'branch', 'add', 'pool']]
     """
-    if not getattr(model, "built", False):
-        raise ValueError(
-            "Argument `model` must be a built Keras model (call it on data or build it "
-            f"with an input shape first). Received: model={getattr(model, 'name', model)!r}"
-        )
-    try:
-        outputs = model.outputs
-    except (AttributeError, ValueError):
-        outputs = None
-    if not outputs:
-        raise ValueError(
-            "Argument `model` must be a functional or Sequential Keras model with a traced "
-            "graph (a subclassed model has none). "
-            f"Received: model={getattr(model, 'name', model)!r} of type {type(model).__name__}"
-        )
-    graph = Graph(model)
+    graph = graph_of(model)
     return [
         {
             "layers": graph.group_layers(number),
