@@ -116,9 +116,11 @@ def row(system, work, peer_name, peer, ours_name, ours, note=""):
         "ratio": peer["median_ms"] / ours["median_ms"],
         "load": uptime(),
         "threads": THREADS,
-        "ours_commit": ours_commit(),
+        "ours_commit": OURS_COMMIT,
         "note": note,
     }
+    if "cpu_median_ms" in peer and "cpu_median_ms" in ours:
+        entry["cpu_ratio"] = peer["cpu_median_ms"] / ours["cpu_median_ms"]
     print(
         f"[{system}] {work}: {peer_name} {entry['peer_ms']:.2f} ms (IQR {entry['peer_iqr_ms']:.2f}) "
         f"/ {ours_name} {entry['ours_ms']:.2f} ms (IQR {entry['ours_iqr_ms']:.2f}) "
@@ -170,3 +172,7 @@ def machine_line():
 
 def run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True).stdout
+
+
+# The package as imported by this process (HEAD may move while a run goes on).
+OURS_COMMIT = ours_commit()
