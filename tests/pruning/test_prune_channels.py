@@ -100,7 +100,20 @@ def dense_after_flatten():
     return model
 
 
+def operations():
+    """Elementwise `keras.ops` calls in the graph (MobileNetV3's hard swish: x * relu6(x + 3) / 6)."""
+    x = keras.Input((6, 6, 3), name="image")
+    a = L.Conv2D(8, 3, padding="same", name="conv")(x)
+    gate = L.ReLU(6.0, name="relu6")(a + 3.0) * (1.0 / 6.0)
+    a = a * gate
+    b = L.Conv2D(8, 3, padding="same", name="branch")(a)
+    a = keras.ops.relu(a + b)
+    a = L.GlobalAveragePooling2D(name="pool")(a)
+    return keras.Model(x, L.Dense(2, name="head")(a), name="operations")
+
+
 BUILDERS = {
+    "operations": (operations, {"conv": 4, "branch": 4, "head": 2}),
     "residual": (residual, {"stem": 4, "inner": 3, "outer": 4, "head": 3}),
     "concatenation": (concatenation, {"left": 2, "right": 3, "mix": 2, "head": 2}),
     "depthwise": (depthwise, {"expand": 4, "dw": 8, "sep": 3, "head": 2}),
@@ -364,3 +377,17 @@ def test_nested_functional_and_sequential_models_are_flattened():
     assert [small.get_layer(n).filters for n in ("stem", "conv", "conv_1", "proj2")] == [2, 3, 3, 2]
     _assert_same(small(x_data), pruned(x_data))
     assert report.layers["bn"]["channels_after"] == 3
+
+
+def test_a_python_lambda_is_recreated_not_shared():
+    x = keras.Input((4,), name="x")
+    h = L.Dense(4, activation="relu", name="hidden")(x)
+    h = L.Lambda(lambda t: t * 3.0, name="triple")(h)
+    model = _randomise(keras.Model(x, L.Dense(1, name="out")(L.Dense(6, name="wide")(h))))
+    pruned, _ = prune_channels(model, 0.5)
+    small = shrink(pruned)
+    assert small.get_layer("triple") is not model.get_layer("triple")
+    assert small.get_layer("triple") is not pruned.get_layer("triple")
+    assert small.get_layer("hidden").units == 4 and small.get_layer("wide").units == 3
+    data = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    _assert_same(small(data), pruned(data))

@@ -58,11 +58,30 @@ _ACTIVATIONS = ("Activation", "ReLU", "LeakyReLU", "ELU")
 _CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
 
 
-def kind_of(layer):
+_BINARY_OPS = ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum")
+_UNARY_OPS = ("Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu", "Tanh", "Abs",
+              "Negative", "Square", "Gelu", "Elu", "Selu", "Softplus", "LeakyRelu")
+
+
+def _op_kind(operation, node_index):
+    """An elementwise `keras.ops` call inside a functional graph (``x * 0.5``, ``x + y``)."""
+    name = type(operation).__name__
+    if name not in _BINARY_OPS + _UNARY_OPS:
+        return None
+    args, kwargs = _private.call_arguments(operation, node_index)
+    for item in keras.tree.flatten((args, kwargs)):
+        if not isinstance(item, keras.KerasTensor) and np.ndim(item) != 0:
+            return None  # a per-channel constant: cannot follow the channels' removal
+    return "op"
+
+
+def kind_of(layer, node_index=0):
     """How the engine treats ``layer`` (a string), or None when it does not understand it."""
     name = type(layer).__name__
     if name == "InputLayer":
         return "input"
+    if not isinstance(layer, keras.layers.Layer):
+        return _op_kind(layer, node_index)
     if name in _MASKED:
         return "conv"
     if getattr(layer, "data_format", "channels_last") not in (None, "channels_last"):
@@ -238,7 +257,7 @@ class Graph:
         for layer, node_index in order:
             inputs = _private.inbound_tensors(layer, node_index)
             outputs = _private.output_tensors(layer, node_index)
-            kind = kind_of(layer)
+            kind = kind_of(layer, node_index)
             if isinstance(layer, keras.Model) or calls[id(layer)] > 1:
                 kind = None
             node = Node(layer, node_index, kind, inputs, outputs)
@@ -298,8 +317,15 @@ class Graph:
                 self._fix_layout(out, f"output of a reshape across channels {layer.name!r}")
                 return [out]
             return [layout]
-        if kind == "merge":
+        if kind == "merge" or (kind == "op" and len(layouts) > 1):
             return [self._join(layouts, layer)]
+        if kind == "op":
+            if channels[0] != len(layout[0]):
+                self._fix_layout(layout, f"operation {layer.name!r} changes the width")
+                out = self._produce(node, channels[0] or 0, "unknown")
+                self._fix_layout(out, f"output of operation {layer.name!r}")
+                return [out]
+            return [layout]
         if kind == "concatenate":
             rank = len(node.outputs[0].shape)
             if layer.axis in (-1, rank - 1):
@@ -400,6 +426,7 @@ class Graph:
     def constants(self):
         """Value of every tensor position: a uniform constant, or NaN where it varies."""
         values = {}
+        self._values = values
         self._exit_cache = {}
         for node in self.nodes:
             ins = [values[id(t)] for t in node.inputs]
@@ -475,6 +502,8 @@ class Graph:
             return [np.where(value == 0, 0.0, np.where(value > 0, value, np.nan))]
         if kind == "rescaling":
             return [value * float(layer.scale) + float(layer.offset)]
+        if kind == "op":
+            return [self._op_constant(node, width[0])]
         if kind == "concatenate" and len(node.outputs[0].shape) - 1 != layer.axis and layer.axis != -1:
             return [np.full(width[0], np.nan)]
         if kind == "concatenate":
@@ -498,6 +527,30 @@ class Graph:
                     out[np.any([w == 0 for w in wide], axis=0)] = 0.0
             return [np.asarray(out, "float64")]
         return [np.full(size, np.nan) for size in width]
+
+    def _op_constant(self, node, width):
+        """The elementwise operation applied to its inputs' constants (NaN where unknown)."""
+        args, kwargs = _private.call_arguments(node.layer, node.node_index)
+        nan = np.zeros(width, bool)
+
+        def substitute(item):
+            if isinstance(item, keras.KerasTensor):
+                value = self._values[id(item)]
+                value = np.broadcast_to(value, (width,)) if value.size in (1, width) else value
+                nan[np.isnan(value)] = True
+                return keras.ops.convert_to_tensor(np.nan_to_num(value)[None], "float32")
+            return item
+
+        try:
+            out = node.layer(*keras.tree.map_structure(substitute, args),
+                             **keras.tree.map_structure(substitute, kwargs))
+            out = np.asarray(keras.ops.convert_to_numpy(out), "float64").reshape(-1)
+        except Exception:
+            return np.full(width, np.nan)
+        if out.shape != (width,):
+            return np.full(width, np.nan)
+        out[nan] = np.nan
+        return out
 
     # ------------------------------------------------------------------ solve
     def exits(self):

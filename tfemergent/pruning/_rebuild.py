@@ -56,6 +56,8 @@ def _is_functional(layer):
 
 def _fresh(layer, names):
     """A new layer of ``layer``'s class and config (renamed if ``names`` has it), or ``layer``."""
+    if not isinstance(layer, keras.layers.Layer):  # a stateless keras.ops operation
+        return layer
     config = layer.get_config()
     name = config.get("name", layer.name)
     if name in names:
@@ -64,9 +66,22 @@ def _fresh(layer, names):
             number += 1
         config["name"] = name = f"{name}_{number}"
     names.add(name)
+    return _recreate(layer, config)
+
+
+def _recreate(layer, config):
+    """A new layer from ``config``; a Python-lambda `Lambda` gets its function object
+    directly (deserialising it is refused in safe mode); a layer that cannot be
+    re-created at all is reused as it is (shared with the original model)."""
+    if type(layer) is keras.layers.Lambda:
+        output_shape, mask = config.get("output_shape"), config.get("mask")
+        if (output_shape is None or isinstance(output_shape, (list, tuple))) and mask is None:
+            return keras.layers.Lambda(
+                layer.function, output_shape=output_shape, arguments=layer.arguments,
+                name=config["name"])
     try:
         return type(layer).from_config(config)
-    except Exception:  # a layer that cannot be re-created: reused as it is
+    except Exception:
         return layer
 
 
@@ -237,15 +252,14 @@ class Rebuild:
 
     def _new_layer(self, node):
         layer = node.layer
+        if not isinstance(layer, keras.layers.Layer):  # a stateless keras.ops operation
+            return layer
         if node.kind is None:
             if isinstance(layer, keras.Model):
                 clone = keras.models.clone_model(layer)
                 clone.set_weights(layer.get_weights())
                 return clone
-            try:
-                return type(layer).from_config(layer.get_config())
-            except Exception:  # a layer that cannot be re-created: reused as it is
-                return layer
+            return _recreate(layer, layer.get_config())
         return type(layer).from_config(self._config(node))
 
     def _folded_bias(self, node, bias):
@@ -270,7 +284,7 @@ class Rebuild:
         layer, kind = node.layer, node.kind
         result = {}
         if kind is None or kind == "input":
-            return {_weight_name(v): _numpy(v) for v in layer.weights}
+            return {_weight_name(v): _numpy(v) for v in getattr(layer, "weights", [])}
         keep_in = self.keep(node.inputs[0]) if node.inputs else None
         keep_out = self.keep(node.outputs[0])
         for variable in layer.weights:
@@ -361,7 +375,7 @@ class Rebuild:
         for node in weighted:
             new_layer = new_layers[id(node.layer)]
             if new_layer is node.layer or isinstance(new_layer, keras.Model):
-                continue
+                continue  # reused as it is (operations, layers that cannot be re-created)
             if node.kind is None:
                 new_layer.set_weights(node.layer.get_weights())
                 continue
@@ -406,10 +420,11 @@ def layer_costs(rebuild):
         if node.kind == "input" or not node.outputs:
             continue
         layer = node.layer
-        if node.kind is None and not layer.weights:
+        weights = getattr(layer, "weights", [])
+        if node.kind is None and not weights:
             continue
         if node.kind is not None and node.kind not in PRODUCERS + (
-                "depthwise", "batch_norm", "prelu") and not layer.weights:
+                "depthwise", "batch_norm", "prelu") and not weights:
             continue
         dropped = id(node) in rebuild.dropped
         out = node.outputs[0]
@@ -419,7 +434,7 @@ def layer_costs(rebuild):
         if node.inputs:
             width_in = len(rebuild.graph.channels_of(node.inputs[0]))
             kept_in = 0 if dropped else int(rebuild.keep(node.inputs[0]).sum())
-        before = int(sum(np.prod(v.shape) for v in layer.weights))
+        before = int(sum(np.prod(v.shape) for v in weights))
         after = 0 if dropped else int(sum(v.size for v in rebuild.sliced(node).values()))
         row = rows.setdefault(layer.name, {
             "type": type(layer).__name__,
