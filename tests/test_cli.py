@@ -32,7 +32,7 @@ def test_help_of_every_command(argv, capsys):
     assert (code, err) == (0, "")
     assert out.startswith("usage: tfemergent") and "--debug" in out
     if argv[0] == "run" and len(argv) == 3:
-        assert "--seeds" in out and "--data-dir" in out
+        assert "--seeds" in out and "--logdir" in out
 
 
 def test_run_help_lists_every_experiment_with_its_description(capsys):
@@ -147,6 +147,21 @@ def test_a_malformed_value_names_the_flag(flag, value, capsys):
     code, _, err = _exit(["run", "urn-spheres", flag, value], capsys)
     _one_line_error(code, err, "tfemergent run urn-spheres")
     assert f"argument {flag}: " in err and repr(value) in err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_experiment_takes_the_options_it_uses_and_only_those(name, tmp_path, capsys):
+    module = EXPERIMENTS[name]
+    parser, _ = cli.build_parser()
+    for option in ("data_dir", "logdir", "export", "plots"):
+        flag, value = "--" + option.replace("_", "-"), str(tmp_path / option)
+        if option in module.OPTIONS:
+            config = module.config_from_args(parser.parse_args(["run", name, flag, value]))
+            assert getattr(config, option) == value
+        else:  # refused, not silently ignored
+            code, _, err = _exit(["run", name, flag, value], capsys)
+            _one_line_error(code, err, f"tfemergent run {name}")
+            assert f"unrecognized arguments: {flag}" in err
 
 
 def test_an_unknown_flag_is_one_line(capsys):

@@ -20,7 +20,13 @@ from tfemergent.version import __version__
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-_COMMON_FLAGS = ("--verbose", "--debug")
+# The options an experiment may take (it lists those it uses in its ``OPTIONS``).
+COMMON_OPTION_HELP = {
+    "data_dir": "local data directory (default: $TFEMERGENT_DATA_DIR, else tensorflow-datasets)",
+    "logdir": "write TensorBoard logs here",
+    "export": "export SavedModels here",
+    "plots": "write PNG plots here",
+}
 
 
 class CommandLineParser(argparse.ArgumentParser):
@@ -68,12 +74,9 @@ def build_parser():
     for name, module in EXPERIMENTS.items():
         sub = experiments.add_parser(name, help=_escape(module.DESCRIPTION),
                                      description=module.DESCRIPTION)
-        sub.add_argument("--data-dir", default=None,
-                         help="local data directory (default: $TFEMERGENT_DATA_DIR, else "
-                              "tensorflow-datasets)")
-        sub.add_argument("--logdir", default=None, help="write TensorBoard logs here")
-        sub.add_argument("--export", default=None, help="export SavedModels here")
-        sub.add_argument("--plots", default=None, help="write PNG plots here")
+        for option in module.OPTIONS:  # only those the experiment uses
+            sub.add_argument("--" + option.replace("_", "-"), default=None,
+                             help=COMMON_OPTION_HELP[option])
         sub.add_argument("--results", default=None, help="write the results as JSON here")
         sub.add_argument("--quiet", action="store_true", help="no progress lines or table")
         _add_common_flags(sub, default=argparse.SUPPRESS)
@@ -121,7 +124,7 @@ def _fail(prog, error, status):
     return status
 
 
-def _run(args, parser, subparsers):
+def _run(args, subparsers):
     from tfemergent.datasets import CorruptDatasetError, DatasetNotFoundError
     from tfemergent.experiments import EXPERIMENTS
 
@@ -159,7 +162,7 @@ def main(argv=None):
         where = subparsers.get(getattr(args, "experiment", None), parser)
         where.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return _run(args, parser, subparsers)
+        return _run(args, subparsers)
     except KeyboardInterrupt:
         if args.debug:
             raise

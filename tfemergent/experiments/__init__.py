@@ -1,8 +1,11 @@
 """Registry of the experiments that ``tfemergent run <experiment>`` runs.
 
 Each experiment lives with its system in ``tfemergent.models.<system>.experiment`` and
-provides ``NAME``, ``DESCRIPTION``, ``add_arguments``, ``config_from_args`` and
-``run(config)``. The modules are also reachable here under their historical names
+provides ``NAME``, ``DESCRIPTION``, ``OPTIONS`` (which of ``--data-dir``, ``--logdir``,
+``--export``, ``--plots`` it uses), ``add_arguments`` (its own flags, seeds as
+``--seeds 0,1,2``), ``config_from_args``, ``run(config)`` and optionally ``FLAGS``
+(``{config field: flag}`` where the names differ, for error messages). What the runners
+share is in ``tfemergent.models._runner_tools``. The modules are also reachable here under their historical names
 (``tfemergent.experiments.hierarchy`` and so on).
 """
 

@@ -181,6 +181,19 @@ def comma_separated(kind=str, *, minimum=None, choices=None):
     return parse
 
 
+# The options that ``tfemergent run`` can give every experiment (``--data-dir``,
+# ``--logdir``, ``--export``, ``--plots``); each runner lists those it uses in ``OPTIONS``.
+COMMON_OPTIONS = ("data_dir", "logdir", "export", "plots")
+
+
+def common_options(args, options):
+    """``{"data_dir": ..., ..., "verbose": 0 or 1}`` for a runner's config from ``args``:
+    the ``options`` it uses (of `COMMON_OPTIONS`) and ``--quiet``."""
+    values = {name: getattr(args, name, None) for name in options}
+    values["verbose"] = 0 if getattr(args, "quiet", False) else 1
+    return values
+
+
 def add_seeds_argument(parser, default=(0,), deprecated=()):
     """``--seeds 0,1,2`` (one run per seed), and old spellings kept as deprecated aliases.
 

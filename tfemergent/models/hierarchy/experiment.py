@@ -26,6 +26,8 @@ DESCRIPTION = (
     "Self-organising hierarchy (Borgohain et al.): autoencoder units on a feature map, "
     "handcrafted vs random topologies (Table 1) and entropy hill climbing (Table 2)."
 )
+# The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
+OPTIONS = ("data_dir", "logdir", "plots")
 DATASETS = ("digits", "mnist", "cifar10")
 PARTS = ("table1", "table2")
 PAPER_TABLE1 = {
@@ -515,7 +517,6 @@ def config_from_args(args):
     small = args.dataset == "digits"
     return HierarchyConfig(
         dataset=args.dataset,
-        data_dir=args.data_dir,
         part=args.part,
         topologies=tuple(args.topologies),
         seeds=tools.seeds_from_args(args),
@@ -529,7 +530,5 @@ def config_from_args(args):
         num_train=args.num_train,
         probe_train=args.probe_train,
         directory=args.search_dir,
-        logdir=args.logdir,
-        plots=args.plots,
-        verbose=0 if args.quiet else 1,
+        **tools.common_options(args, OPTIONS),
     )

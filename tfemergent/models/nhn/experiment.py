@@ -32,6 +32,8 @@ DESCRIPTION = (
     "Neuron hierarchical networks: train, prune 85% of the kernels, shrink, retrain, "
     "location-direction search for add-on neurons, retrain; the stage table."
 )
+# The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
+OPTIONS = ("data_dir", "logdir", "export", "plots")
 DATASETS = ("digits", "cifar10")
 # The paper's CIFAR-10 numbers (ENAS macro base, 300 search cycles, 310 + 160 + 260 epochs).
 PAPER_CLAIMS = (
@@ -412,15 +414,11 @@ def config_from_args(args):
     )
     return NhnConfig(
         dataset=args.dataset,
-        data_dir=args.data_dir,
         num_train=args.num_train,
         num_test=args.num_test,
         training=training,
         pruning=pruning,
         search=search,
         seed=seeds[0],
-        logdir=args.logdir,
-        export=args.export,
-        plots=args.plots,
-        verbose=0 if args.quiet else 1,
+        **tools.common_options(args, OPTIONS),
     )

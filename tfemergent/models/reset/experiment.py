@@ -28,6 +28,8 @@ DESCRIPTION = (
     "Reset networks (Hannagan): n x n independent sub-networks tiled into a grid; "
     "clustering and topography indices of the grid per n."
 )
+# The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
+OPTIONS = ("data_dir", "logdir", "plots")
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "number_topography")
 # The paper's claims (Figures 3-6): index > 0 for every n, growing with n.
 PAPER_CLAIMS = {
@@ -470,7 +472,6 @@ def config_from_args(args):
     small = args.dataset == "digits"
     return ResetConfig(
         dataset=args.dataset,
-        data_dir=args.data_dir,
         grid_sizes=tools.or_default(args.grid_sizes, (1, 2, 4) if small else (1, 2, 4, 8)),
         grid_width=tools.or_default(args.grid_width, 16 if small else 32),
         epochs=tools.or_default(args.epochs, 8 if small else 20),
@@ -481,7 +482,5 @@ def config_from_args(args):
         num_eval=args.num_eval,
         num_shuffles=args.num_shuffles,
         seeds=tools.seeds_from_args(args),
-        logdir=args.logdir,
-        plots=args.plots,
-        verbose=0 if args.quiet else 1,
+        **tools.common_options(args, OPTIONS),
     )

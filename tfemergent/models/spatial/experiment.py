@@ -24,6 +24,8 @@ DESCRIPTION = (
     "Spatial networks (Wołczyk et al.): double-task training, greedy split into "
     "per-task sub-networks, Table 1 (accuracy before/after split)."
 )
+# The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
+OPTIONS = ("data_dir", "logdir", "export", "plots")
 DATASET_PAIRS = {
     "digits": ("digits", "digits_transposed"),
     "mnist+fashion": ("mnist", "fashion_mnist"),
@@ -280,9 +282,5 @@ def config_from_args(args):
         batch_size=args.batch_size,
         num_train=args.num_train,
         transport_normalization=args.transport_normalization,
-        data_dir=args.data_dir,
-        logdir=args.logdir,
-        export=args.export,
-        plots=args.plots,
-        verbose=0 if args.quiet else 1,
+        **tools.common_options(args, OPTIONS),
     )

@@ -25,6 +25,8 @@ DESCRIPTION = (
     "Unstructured recursive network (Golkar): concentric 10-d shells, L1 weight and "
     "activity costs, emergent MLP extracted and verified."
 )
+# The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
+OPTIONS = ("logdir", "export", "plots")
 RESIDUALS = ("none", "output", "input")
 PAPER = "100% test accuracy; 123±15 active neurons; MLP 115±15 / 4±1.4 / 3±0.7 (S=5000, I=4)"
 
@@ -215,8 +217,5 @@ def config_from_args(args):
         seeds=tools.seeds_from_args(args),
         c_w=args.c_w,
         c_n=args.c_n,
-        logdir=args.logdir,
-        export=args.export,
-        plots=args.plots,
-        verbose=0 if args.quiet else 1,
+        **tools.common_options(args, OPTIONS),
     )
