@@ -310,6 +310,7 @@ class Subclassed(keras.Model):
         ({"fraction": 0.5, "scope": "global"}, "Received: scope='global'"),
         ({"fraction": 0.5, "round_to": 0}, "Received: round_to=0"),
         ({"fraction": 0.5, "exclude": ["nope"]}, r"Received: exclude=\['nope'\]"),
+        ({"fraction": 0.5, "exclude": 3}, "Received: exclude=3"),
         ({"fraction": 0.5, "criterion": lambda k: k[0, :2]}, "one score per output channel"),
     ],
 )
@@ -391,3 +392,26 @@ def test_a_python_lambda_is_recreated_not_shared():
     assert small.get_layer("hidden").units == 4 and small.get_layer("wide").units == 3
     data = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
     _assert_same(small(data), pruned(data))
+
+
+def test_segment_cnn_with_add_ons_prunes_and_shrinks_exactly():
+    from tfemergent.models import SegmentCNN
+
+    add_ons = [{"segment": 0, "source": "input", "target": 1, "kernel_size": 5},
+               {"segment": 1, "source": "input", "target": 1, "kernel_size": 3}]
+    model = SegmentCNN((8, 8, 2), 3, segments=[[6, 6], [8, 4]], add_ons=add_ons,
+                       seed=1).build()
+    pruned, report = prune_channels(model, 0.5, criterion="std")
+    # An add-on shares its target's channels: pruned with them, masks zeroed too.
+    assert report.layers["add_on_0_input_1_k5"]["channels_after"] == 3
+    conv = pruned.get_layer("conv_0_1")
+    dropped = report.pruned["conv_0_1"]
+    assert not conv.kernel_mask.numpy()[:, dropped].any()
+    assert not pruned.get_layer("add_on_0_input_1_k5").connection_mask.numpy()[:, dropped].any()
+    small = shrink(pruned)
+    assert [small.get_layer(n).filters for n in ("conv_0_0", "conv_0_1", "conv_1_0",
+                                                 "conv_1_1")] == [3, 3, 4, 2]
+    assert SegmentCNN.from_model(small).conv_names == ["conv_0_0", "conv_0_1", "conv_1_0",
+                                                       "conv_1_1"]
+    x = np.random.default_rng(0).standard_normal((3, 8, 8, 2)).astype("float32")
+    _assert_same(small(x), pruned(x))

@@ -208,6 +208,11 @@ def _validate(model, fraction, criterion, scope, round_to, exclude):
     round_to = validate_int("round_to", round_to, minimum=1)
     if isinstance(exclude, str):
         exclude = (exclude,)
+    if not isinstance(exclude, (list, tuple, set, frozenset)):
+        raise ValueError(
+            "Argument `exclude` must be a list of layer names. "
+            f"Received: exclude={exclude!r}"
+        )
     names = {layer.name for layer in model.layers}
     if not all(isinstance(name, str) for name in exclude) or any(
             name not in names for name in exclude):
