@@ -194,15 +194,16 @@ def common_options(args, options):
     return values
 
 
-def add_seeds_argument(parser, default=(0,), deprecated=()):
+def add_seeds_argument(parser, default=(0,), deprecated=(), description=None):
     """``--seeds 0,1,2`` (one run per seed), and old spellings kept as deprecated aliases.
 
     ``deprecated`` may hold ``"runs"`` (``--runs N``: the seeds ``0, ..., N-1``) and
     ``"seed"`` (``--seed S``: the one seed ``S``). `seeds_from_args` resolves them.
     """
     default_text = ",".join(str(seed) for seed in default)
+    description = description or "comma-separated seeds, one run each"
     parser.add_argument("--seeds", type=comma_separated(int, minimum=0), default=None,
-                        help=f"comma-separated seeds, one run each (default: {default_text})")
+                        help=f"{description} (default: {default_text})")
     parser.set_defaults(default_seeds=tuple(default))
     if "runs" in deprecated:
         parser.add_argument("--runs", type=int, default=None,

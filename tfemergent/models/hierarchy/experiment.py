@@ -494,9 +494,9 @@ def add_arguments(parser):
                         help="receptive-field window side (default: 4 on digits, 10 "
                              "(paper) otherwise)")
     parser.add_argument("--dropout", type=float, default=0.0,
-                        help="dropout on the units' inputs (default: 0)")
+                        help="dropout rate on each code in the reconstruction (default: 0)")
     parser.add_argument("--l2", type=float, default=0.0,
-                        help="L2 weight penalty of the units (default: 0)")
+                        help="L2 cost on each unit's field weights (default: 0)")
     parser.add_argument("--epochs", type=int, default=5,
                         help="epochs of a Table 1 run and of Table 2's initial topology "
                              "(default: 5)")

@@ -325,7 +325,8 @@ def add_arguments(parser):
                         help="epochs of the final training with the add-ons (default: "
                              "--epochs)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: 32 on digits, 100 on CIFAR (the paper's search batches)")
+                        help="training batch size (default: 32 on digits, 100 on CIFAR, "
+                             "the paper's search batches)")
     parser.add_argument("--prune-fraction", type=float, default=0.85,
                         help="fraction of the kernels pruned (default and paper: 0.85)")
     parser.add_argument("--prune-granularity", default="kernel", choices=("kernel", "channel"),
@@ -354,7 +355,9 @@ def add_arguments(parser):
                         help="test images used (default: all)")
     parser.add_argument("--search-dir", default=None,
                         help="checkpoint directory of the search (resumable)")
-    tools.add_seeds_argument(parser, deprecated=("seed",))
+    tools.add_seeds_argument(parser, deprecated=("seed",),
+                             description="one seed, of the base network and the builder (nhn "
+                                  "runs one network per command)")
 
 
 def evolution_settings(population_size):
