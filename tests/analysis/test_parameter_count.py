@@ -43,7 +43,7 @@ def test_shrinking_brings_stored_down_to_effective_channels():
 
 
 def test_performance_score_by_hand():
-    assert performance_score(0.0, 0) == 0.0
+    assert performance_score(0.0, 1) == pytest.approx(1e-6 / 25)
     assert performance_score(4.0, 25e6) == pytest.approx(math.sqrt(4 + 1))
     # Table 1 of the paper: ENAS macro 2.28, DenseNet 2.16, NHN 1.88.
     assert round(performance_score(4.23, 21.3e6), 2) == 2.28
@@ -52,6 +52,11 @@ def test_performance_score_by_hand():
         performance_score(101, 1)
     with pytest.raises(ValueError, match="Received: num_parameters=-1"):
         performance_score(1.0, -1)
+    # No model has 0 or a fraction of a parameter (a count in millions is the usual slip).
+    with pytest.raises(ValueError, match="Received: num_parameters=0"):
+        performance_score(0.1, 0)
+    with pytest.raises(ValueError, match=r"whole number.*Received: num_parameters=7.5"):
+        performance_score(3.72, 7.5)
 
 
 def test_parameter_count_docstring_examples():

@@ -147,8 +147,11 @@ def test_checkerboard():
 
 
 def test_clustering_edge_cases():
-    assert clustering_index(np.full((3, 3), -1), seed=0, return_details=True)["clustering"] == 0.0
-    assert clustering_index(np.full((3, 3), -1), seed=0) == 0.0
+    # No unit has a preference: nothing is measured, NaN (not 0, "as clustered as chance").
+    empty = clustering_index(np.full((3, 3), -1), seed=0, return_details=True)
+    assert np.isnan(empty["clustering"]) and np.isnan(empty["control"])
+    assert np.isnan(empty["index"]) and empty["num_units"].tolist() == []
+    assert np.isnan(clustering_index(np.full((3, 3), -1), seed=0))
     # One class everywhere: every permutation is the same map.
     details = clustering_index(np.full((3, 4), 2), seed=0, return_details=True)
     assert details["clustering"] == 12.0
@@ -292,7 +295,7 @@ def test_topography_gradient_is_high_and_random_is_near_zero():
 
 def test_topography_edge_cases():
     similarity = np.eye(2)
-    assert topography_index(np.full((2, 2), -1), similarity, seed=0) == 0.0
+    assert np.isnan(topography_index(np.full((2, 2), -1), similarity, seed=0))  # nothing to measure
     # Isolated preferred units (no preferred neighbour) do not count.
     lonely = np.array([[0, -1, 1], [-1, -1, -1], [1, -1, 0]])
     details = topography_index(lonely, similarity, seed=0, return_details=True)
@@ -354,7 +357,9 @@ INVALID = [
     (dprime_maps, (np.ones((2, 2)), [0, 1]), {"epsilon": 0.0}, "epsilon"),
     (preference_map, (np.ones(3),), {}, "dprime"),
     (preference_map, (np.array([[np.inf]]),), {}, "dprime"),
-    (preference_map, (np.ones((2, 2)),), {"threshold": "2"}, "threshold"),
+    (preference_map, (np.ones((2, 2, 2)),), {"threshold": "2"}, "threshold"),
+    (preference_map, (np.ones((4, 4)),), {}, r"dprime.shape=\(4, 4\)"),  # no class axis
+    (preference_map, (np.ones((2, 3, 4, 4)),), {}, "dprime.shape"),
     (clustering_index, (np.zeros(4, int),), {}, "preference_map.shape"),
     (clustering_index, (np.full((2, 2), -2),), {}, "preference_map"),
     (clustering_index, (np.full((2, 2), 0.5),), {}, "preference_map"),
@@ -388,3 +393,13 @@ def test_invalid_arguments(function, args, kwargs, received):
 
 def test_docstring_examples():
     assert_docstring_examples(topography_module)
+
+
+def test_index_history_is_nan_for_epochs_without_any_preference():
+    dprime = np.zeros((2, 2, 3, 3))
+    dprime[1, 0, :2, :2] = 3.0  # epoch 1: a 2 x 2 block prefers class 0
+    history = index_history(dprime, similarity=number_similarity(2), seed=0)
+    for key in ("clustering", "clustering_control", "clustering_index",
+                "topography", "topography_control", "topography_index"):
+        assert np.isnan(history[key][0]) and np.isfinite(history[key][1]), key
+    assert history["clustering"][1] == 4.0  # one component of 4 units

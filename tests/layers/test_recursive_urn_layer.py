@@ -38,6 +38,9 @@ test_recursive_urn_layer_contract = layer_contract_test(
         ({"output_indices": [7]}, "output_indices"),
         ({"output_indices": [2, 7]}, "output_indices"),
         ({"state_regularizer": "no_such_cost"}, "state_regularizer"),
+        ({"synaptic_length": 5}, "synaptic_length"),
+        ({"check_numerics": "yes"}, "check_numerics"),
+        ({"num_neurons": 10**6}, "num_neurons"),  # a 3.6 TiB kernel: refused at build
     ],
 )
 
@@ -336,3 +339,50 @@ def test_lattice_size_must_match():
     with pytest.raises(ValueError, match="Received: input_dim=9"):
         RecursiveURNLayer(48, 2, input_dim=9, output_dim=2,
                           lattice=UpliftedLattice(4, 4, 3, num_outputs=2))
+
+
+def test_a_kernel_larger_than_the_machine_memory_is_refused_before_allocation(monkeypatch):
+    from tfemergent.layers import recursive_urn_layer as module
+
+    monkeypatch.setattr(module, "_physical_memory_bytes", lambda: 2**30)  # a 1 GiB machine
+    layer = RecursiveURNLayer(20000, 2, 3, 2)  # 20000^2 float32 = 1.49 GiB
+    with pytest.raises(ValueError, match=r"1.5 GiB \(float32\), more than this machine's 1.0 "
+                                         r"GiB.*S <= 16384.*Received: num_neurons=20000"):
+        layer.build((None, 3))
+    assert not layer.built and not layer.weights
+    small = RecursiveURNLayer(16, 2, 3, 2)
+    small.build((None, 3))  # 1 KiB: fine
+    assert small.kernel.shape == (16, 16)
+
+
+def test_string_inputs_are_refused_and_integers_cast():
+    layer = RecursiveURNLayer(**SMALL)
+    with pytest.raises(ValueError, match=r"numeric inputs.*Received: inputs.dtype=string"):
+        layer(tf.constant([["a", "b", "c"]]))
+    outputs = layer(np.ones((2, 3), "int32"))
+    assert outputs.dtype == "float32"
+    np.testing.assert_allclose(outputs.numpy(), layer(np.ones((2, 3), "float32")).numpy())
+
+
+def test_check_numerics_names_the_iteration_that_overflows():
+    huge = {"kernel_initializer": keras.initializers.Constant(1e20), "activation": None}
+    silent = RecursiveURNLayer(8, 3, 2, 2, **huge)
+    assert np.isinf(silent(np.ones((1, 2), "float32")).numpy()).all()  # off by default
+    checked = RecursiveURNLayer(8, 3, 2, 2, check_numerics=True, **huge)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="after iteration 2 of 3 is not finite"):
+        checked(np.ones((1, 2), "float32"))
+    assert checked.get_config()["check_numerics"] is True
+    fine = RecursiveURNLayer(8, 3, 2, 2, check_numerics=True, seed=0)
+    assert np.isfinite(fine(np.ones((1, 2), "float32")).numpy()).all()
+
+
+def test_seed_seeds_the_bias_too():
+    def weights(seed):
+        layer = RecursiveURNLayer(8, 2, 2, 2, bias_initializer="random_normal", seed=seed)
+        layer.build((None, 2))
+        return [weight.numpy() for weight in layer.weights]
+
+    first, again, other = weights(1), weights(1), weights(2)
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)

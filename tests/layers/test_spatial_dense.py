@@ -249,3 +249,11 @@ def test_training_without_any_cost_does_not_warn_about_positions(recwarn):
     messages = [str(warning.message) for warning in recwarn]
     assert not any("Gradients do not exist" in message for message in messages), messages
     np.testing.assert_array_equal(before, model.layers[0].positions.numpy())
+
+
+def test_string_inputs_are_refused_and_integers_cast():
+    layer = SpatialDense(2, seed=0)
+    with pytest.raises(ValueError, match=r"numeric inputs.*Received: inputs.dtype=string"):
+        layer(tf.constant([["a", "b", "c"]]))
+    np.testing.assert_allclose(layer(np.ones((2, 3), "int32")).numpy(),
+                               layer(np.ones((2, 3), "float32")).numpy())

@@ -10,10 +10,10 @@ from tfemergent.search import LocationSpace
 
 
 def test_layers_genes_and_sources_follow_the_segments():
-    space = LocationSpace(segment_sizes=(2, 3), kernel_sizes=(5, 3, 7))
+    space = LocationSpace(segment_sizes=(2, 3), kernel_sizes=(5, 3))
     assert space.layers == ((0, 0), (0, 1), (1, 0), (1, 1), (1, 2))
     assert space.num_layers == 5
-    assert space.num_genes == space.num_parts == 15
+    assert space.num_genes == space.num_parts == 10
     # Gene k * num_layers + j: the add-on of kernel_sizes[k] into layer j.
     genome = space.encode([(4, 2, 3)])
     assert [gene for gene, value in enumerate(genome) if value != -1] == [1 * 5 + 4]
@@ -25,16 +25,16 @@ def test_layers_genes_and_sources_follow_the_segments():
     assert sources == {
         (layer, kernel): list(range(position + 1))
         for layer, (_, position) in enumerate(space.layers)
-        for kernel in (5, 3, 7)
+        for kernel in (5, 3)
     }
-    assert space.num_candidates == (2 * 3 * 2 * 3 * 4) ** 3
+    assert space.num_candidates == (2 * 3 * 2 * 3 * 4) ** 2
 
-    without_input = LocationSpace(segment_sizes=(2, 3), kernel_sizes=(5, 3, 7),
+    without_input = LocationSpace(segment_sizes=(2, 3), kernel_sizes=(5, 3),
                                   include_segment_input=False)
     assert sorted(without_input.possible_add_ons()) == sorted(
         add_on for add_on in space.possible_add_ons() if add_on[1] >= 1
     )
-    assert without_input.num_candidates == (1 * 2 * 1 * 2 * 3) ** 3
+    assert without_input.num_candidates == (1 * 2 * 1 * 2 * 3) ** 2
 
 
 def test_the_papers_space():
@@ -248,6 +248,10 @@ def test_config_round_trip():
         ({"segment_sizes": (4, True)}, r"Received: segment_sizes=\(4, True\)"),
         ({"kernel_sizes": (3, 3)}, r"all different. Received: kernel_sizes=\(3, 3\)"),
         ({"kernel_sizes": (0,)}, r"Received: kernel_sizes=\(0,\)"),
+        # Only the add-on sizes of AddOnConv2D (and so of AddOnSuperNetwork).
+        ({"kernel_sizes": (4,)}, r"\[3, 5\].*Received: kernel_sizes=\(4,\)"),
+        ({"kernel_sizes": (3, 7)}, r"\[3, 5\].*Received: kernel_sizes=\(3, 7\)"),
+        ({"kernel_sizes": (1,)}, r"\[3, 5\].*Received: kernel_sizes=\(1,\)"),
         ({"kernel_sizes": "35"}, "Received: kernel_sizes='35'"),
         ({"none_probability": 1.5}, "Received: none_probability=1.5"),
         ({"none_probability": -0.1}, "Received: none_probability=-0.1"),
@@ -258,3 +262,10 @@ def test_config_round_trip():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LocationSpace(**kwargs)
+
+
+def test_the_kernel_sizes_are_those_of_the_add_on_layer():
+    from tfemergent.layers.add_on_conv2d import ADD_ON_KERNEL_SIZES
+    from tfemergent.search.location_space import ADD_ON_KERNEL_SIZES as SEARCHED_SIZES
+
+    assert SEARCHED_SIZES == ADD_ON_KERNEL_SIZES == (3, 5)

@@ -310,6 +310,20 @@ def test_invalid_arguments(kwargs, message):
         search.SearchRunner(**arguments)
 
 
+def test_a_directory_that_is_a_file_is_refused(tmp_path):
+    existing_file = tmp_path / "results.txt"
+    existing_file.write_text("not a directory")
+    arguments = {"strategy": _random_search(), "evaluate": evaluate_noisy}
+    with pytest.raises(ValueError, match=r"existing file. Received: directory=.*results.txt"):
+        search.SearchRunner(directory=existing_file, **arguments)
+    with pytest.raises(ValueError, match=r"is a file. Received: directory=.*results.txt.*run"):
+        search.SearchRunner(directory=existing_file / "deeper" / "run", **arguments)
+    assert existing_file.read_text() == "not a directory"
+    # A directory that does not exist yet is fine (created when the search runs).
+    runner = search.SearchRunner(directory=tmp_path / "new" / "run", verbose=0, **arguments)
+    assert runner.directory == str(tmp_path / "new" / "run")
+
+
 def test_invalid_max_trials():
     runner = search.SearchRunner(_random_search(), evaluate_noisy, verbose=0)
     with pytest.raises(ValueError, match="Received: max_trials=0"):

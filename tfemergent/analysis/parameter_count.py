@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
-from tfemergent.utils.validation import validate_float
+from tfemergent.utils.validation import validate_float, validate_model
 from tfemergent.utils import _private
 
 
@@ -46,6 +46,7 @@ def count_parameters(model):
     >>> count_parameters(model)["effective"]  # 12 of the 16 kernels of conv_0_1 pruned
     90
     """
+    model = validate_model("model", model)
     stored = effective = 0
     for layer in _leaf_layers(model):
         if isinstance(layer, MaskedConvolutionBase):
@@ -67,8 +68,11 @@ def performance_score(test_error, num_parameters):
     millions; lower is better (Table 1 of the paper: ENAS macro 2.28, NHN 1.88).
 
     Args:
-        test_error: test error in percent, in [0, 100].
-        num_parameters: number of parameters (not millions), >= 0.
+        test_error: test error in percent (3.72 for 3.72 %, not 0.0372), in
+            [0, 100].
+        num_parameters: number of parameters, a whole number >= 1 (7.0e6 for
+            7 million, not 7.0); taken literally, so a small count is a small
+            model.
 
     Returns:
         float.
@@ -80,5 +84,10 @@ def performance_score(test_error, num_parameters):
     1.88
     """
     test_error = validate_float("test_error", test_error, minimum=0.0, maximum=100.0)
-    num_parameters = validate_float("num_parameters", num_parameters, minimum=0.0)
+    num_parameters = validate_float("num_parameters", num_parameters, minimum=1.0)
+    if num_parameters != math.floor(num_parameters):
+        raise ValueError(
+            "Argument `num_parameters` must be a whole number of parameters (not "
+            f"millions), >= 1. Received: num_parameters={num_parameters!r}"
+        )
     return math.sqrt((test_error / 2.0) ** 2 + (num_parameters / 1e6 / 25.0) ** 2)

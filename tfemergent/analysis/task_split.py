@@ -5,7 +5,13 @@ import dataclasses
 import keras
 import numpy as np
 
-from tfemergent.utils.validation import validate_int
+from tfemergent.utils.validation import (
+    as_array,
+    received,
+    validate_int,
+    validate_model,
+    validate_real_array,
+)
 
 
 def greedy_assignment(kernels, output_assignment, num_tasks):
@@ -187,6 +193,7 @@ def greedy_split(model, num_tasks=2, *, layers=None, num_layers=None, output_ass
     >>> split.assignments[-1].tolist()
     [0, 0, 1, 1]
     """
+    model = validate_model("model", model)
     num_tasks = validate_int("num_tasks", num_tasks, minimum=1)
     chain = _dense_chain(model)
     if not chain:
@@ -264,8 +271,38 @@ def task_accuracies(scores, labels, num_tasks, ignore_label=-1):
     >>> task_accuracies(np.array([[1., 0., 0., 1.]]), np.array([[0, 0]]), 2).tolist()
     [1.0, 0.0]
     """
-    scores = np.asarray(scores)
-    labels = np.asarray(labels).reshape(len(scores), num_tasks)
+    num_tasks = validate_int("num_tasks", num_tasks, minimum=1)
+    ignore_label = validate_int("ignore_label", ignore_label)
+    scores = validate_real_array(
+        "scores", scores, ndim=2, expected="(N, num_tasks * C) with 2 dimensions"
+    )
+    if scores.shape[1] % num_tasks:
+        raise ValueError(
+            f"Argument `scores` must have num_tasks * C columns (num_tasks={num_tasks}). "
+            f"Received: scores.shape={scores.shape}"
+        )
+    num_classes = scores.shape[1] // num_tasks
+    label_array = as_array(labels)
+    expected = (len(scores), num_tasks)
+    if (
+        label_array is None
+        or label_array.dtype == bool
+        or not np.issubdtype(label_array.dtype, np.integer)
+        or (label_array.shape != expected
+            and not (num_tasks == 1 and label_array.shape == (len(scores),)))
+    ):
+        raise ValueError(
+            f"Argument `labels` must be integer labels of shape (N, num_tasks) = {expected}, "
+            f"one per sample and task. {received('labels', labels, label_array)}"
+        )
+    labels = label_array.reshape(expected)
+    bad = (labels != ignore_label) & ((labels < 0) | (labels >= num_classes))
+    if bad.any():
+        raise ValueError(
+            f"Argument `labels` must be in [0, {num_classes}) (C = {num_classes} classes "
+            f"per task) or ignore_label={ignore_label}. Received: labels with "
+            f"{int(bad.sum())} values out of range, e.g. {int(labels[bad][0])}"
+        )
     heads = scores.reshape(len(scores), num_tasks, -1).argmax(axis=-1)
     result = []
     for task in range(num_tasks):

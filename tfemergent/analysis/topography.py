@@ -182,8 +182,9 @@ def preference_map(dprime, threshold=2.0):
     `max_c dprime[c] >= threshold`, else -1. Ties go to the lowest class index.
 
     Args:
-        dprime: finite real array `[num_classes, *grid_shape]`, e.g. from
-            `dprime_maps`.
+        dprime: finite real array `[num_classes, height, width]`, e.g. from
+            `dprime_maps` of grid activations (the maps the indices read are
+            2-D; reshape the units of a flat layer to `[num_classes, 1, units]`).
         threshold: the d′ a unit must reach to have a preference. Defaults to
             2.0 (the paper's value).
 
@@ -200,7 +201,7 @@ def preference_map(dprime, threshold=2.0):
     array([[ 0,  1],
            [ 1, -1]])
     """
-    dprime = _as_dprime("dprime", dprime, min_ndim=2)
+    dprime = _as_dprime("dprime", dprime, ndim=3)
     threshold = validate_float("threshold", threshold)
     return _preference(dprime, threshold, axis=0)
 
@@ -257,7 +258,8 @@ def clustering_index(
     measures". So a class with one big component weighs as much as a class
     with many small ones; it is not the mean over all components of all
     classes. Units with no preference (-1) belong to no component. A map
-    where no unit has a preference has clustering 0 (and index 0).
+    where no unit has a preference measures nothing: its index, clustering and
+    control are NaN (not 0, which would read as "as clustered as chance").
 
     **Control**: the same clustering, averaged over `num_shuffles` random
     permutations of the whole map, no-preference units included (S1: "averaged
@@ -324,6 +326,8 @@ def clustering_index(
     num_components = _component_counts(maps, num_classes, connectivity)
     num_units = _class_counts(pmap[None], num_classes)[0]
     clustering, class_clustering = _clustering(num_units[None], num_components)
+    if not (pmap >= 0).any():  # nothing to measure
+        clustering = np.full_like(clustering, np.nan)
     shuffled = clustering[1:]
     _, control, index = (float(value) for value in _against_control(clustering, num_shuffles))
     if not return_details:
@@ -358,7 +362,8 @@ def topography_index(
     a preference. Neighbours outside the map are ignored (no padding, no
     wrap-around), as are neighbours with no preference; a unit none of whose
     neighbours has a preference does not count. A map with no such unit has
-    topography 0.
+    topography 0; a map where no unit has a preference at all measures nothing,
+    and its index, topography and control are NaN.
 
     **Control** and **index** as in `clustering_index`: the control is the
     topography averaged over `num_shuffles` permutations of the whole map
@@ -414,6 +419,8 @@ def topography_index(
     maps = _shuffle_control_maps(pmap[None], seed, num_shuffles, legacy)[0]
     offsets = _LEGACY_NEIGHBOUR_OFFSETS if legacy else _NEIGHBOUR_OFFSETS
     topography, num_units = _topography(maps, similarity, offsets)
+    if not (pmap >= 0).any():  # nothing to measure
+        topography = np.full_like(topography, np.nan)
     shuffled = topography[1:]
     _, control, index = (float(value) for value in _against_control(topography, num_shuffles))
     if not return_details:
@@ -457,6 +464,9 @@ def index_history(
         legacy: reproduce the notebooks' bugs (see `clustering_index` and
             `topography_index`). Off by default.
 
+    An epoch where no unit has a preference measures nothing: its clustering
+    and topography values (measure, control and index) are NaN.
+
     Returns:
         A dict of numpy arrays: `"preference_maps"` (int64
         `[num_epochs, height, width]`), `"clustering"`,
@@ -495,6 +505,10 @@ def index_history(
     ).reshape((num_epochs, -1, num_classes))
     num_units = _class_counts(maps, num_classes)
     clustering, _ = _clustering(num_units[:, None, :], num_components)
+    # An epoch where no unit has a preference measures nothing: NaN, as in
+    # `clustering_index` and `topography_index`.
+    empty = ~(maps >= 0).reshape((num_epochs, -1)).any(axis=1)
+    clustering[empty] = np.nan
     measure, control, index = _against_control(clustering, num_shuffles)
     history = {
         "preference_maps": maps,
@@ -507,9 +521,9 @@ def index_history(
         topography, _ = _topography(
             all_maps.reshape((-1, height, width)), similarity, offsets
         )
-        measure, control, index = _against_control(
-            topography.reshape((num_epochs, -1)), num_shuffles
-        )
+        topography = topography.reshape((num_epochs, -1)).astype(np.float64)
+        topography[empty] = np.nan
+        measure, control, index = _against_control(topography, num_shuffles)
         history["topography"] = measure
         history["topography_control"] = control
         history["topography_index"] = index
@@ -677,10 +691,10 @@ def _as_preference_map(name, value):
 
 
 def _as_dprime(name, value, min_ndim=None, ndim=None):
-    expected = (
-        "[num_epochs, num_classes, height, width]" if ndim == 4
-        else "[num_classes, *grid_shape]"
-    )
+    expected = {
+        4: "[num_epochs, num_classes, height, width]",
+        3: "[num_classes, height, width]",
+    }.get(ndim, "[num_classes, *grid_shape]")
     return validate_real_array(
         name, value, ndim=ndim, min_ndim=min_ndim, expected=f"of shape {expected}"
     )

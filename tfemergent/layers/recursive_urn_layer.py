@@ -1,6 +1,7 @@
 """Unstructured recursive network (URN) of Golkar: one S x S weight applied I times."""
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -13,12 +14,14 @@ from tfemergent.kernels import sparse_matmul
 from tfemergent.utils import keras_multi_worker
 from tfemergent.utils.dtypes import cost_dtype, in_loss_dtype, to_loss_dtype
 from tfemergent.utils import _private
+from tfemergent.utils.seeding import seeded_initializer
 from tfemergent.utils.validation import (
     validate_bool,
     validate_choice,
     validate_float,
     validate_int,
     validate_keras_object,
+    validate_numeric_inputs,
     validate_seed,
 )
 
@@ -72,6 +75,28 @@ def _validate_indices(name, indices, length, num_neurons):
             f"Argument `{name}` must not repeat a neuron. Received: {name}={checked!r}"
         )
     return checked
+
+
+def _physical_memory_bytes():
+    """Total physical memory of the machine in bytes, or None where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_kernel_fits_in_memory(num_neurons, dtype):
+    """Refuse a dense S x S kernel larger than the machine's memory, before allocating it."""
+    kernel_bytes = num_neurons * num_neurons * np.dtype(dtype).itemsize
+    memory = _physical_memory_bytes()
+    if memory is not None and kernel_bytes > memory:
+        raise ValueError(
+            f"Argument `num_neurons`: the dense {num_neurons} x {num_neurons} kernel "
+            f"needs {kernel_bytes / 2**30:.1f} GiB ({np.dtype(dtype).name}), more than this "
+            f"machine's {memory / 2**30:.1f} GiB of memory. Use fewer neurons (a kernel of "
+            f"S x S values fits for S <= {math.isqrt(memory // np.dtype(dtype).itemsize)}, "
+            f"and training needs several times that). Received: num_neurons={num_neurons}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
@@ -176,7 +201,13 @@ class RecursiveURNLayer(keras.layers.Layer):
             (needs ``lattice``): ``c_syn * sum |W_ij| d_ij^gamma`` on the lattice
             distances, added with ``add_loss`` and computed without an S x S
             distance matrix.
-        seed: integer seed of the default kernel initializer, or None.
+        seed: integer seed of every random draw of the layer: the kernel
+            initializer (a seedable initializer without a seed gets ``seed``)
+            and the bias initializer (its own seed derived from ``seed``); or None.
+        check_numerics: if True, every call checks that the states are finite
+            and raises ``InvalidArgumentError`` naming the first iteration that
+            produced NaN or inf (huge weights make the recursion overflow).
+            Off by default: the check costs one reduction per iteration.
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Call arguments:
@@ -224,6 +255,7 @@ class RecursiveURNLayer(keras.layers.Layer):
         lattice=None,
         synaptic_length=None,
         seed=None,
+        check_numerics=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -244,6 +276,7 @@ class RecursiveURNLayer(keras.layers.Layer):
         self.residual = validate_choice("residual", residual, RESIDUAL_MODES)
         self.use_bias = validate_bool("use_bias", use_bias)
         self.seed = validate_seed("seed", seed)
+        self.check_numerics = validate_bool("check_numerics", check_numerics)
         kernel_initializer = validate_keras_object(
             "kernel_initializer", kernel_initializer, keras.initializers.get, "initializer"
         )
@@ -338,6 +371,8 @@ class RecursiveURNLayer(keras.layers.Layer):
 
     def build(self, input_shape):
         self._flat_input_dim(input_shape)
+        if self._num_sparse_connections is None:
+            _check_kernel_fits_in_memory(self.num_neurons, self.variable_dtype)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(self.num_neurons, self.num_neurons),
@@ -349,7 +384,7 @@ class RecursiveURNLayer(keras.layers.Layer):
             self.bias = self.add_weight(
                 name="bias",
                 shape=(self.num_neurons,),
-                initializer=self.bias_initializer,
+                initializer=seeded_initializer(self.bias_initializer, self.seed, 1),
                 regularizer=in_loss_dtype(self.bias_regularizer),
             )
         else:
@@ -362,7 +397,7 @@ class RecursiveURNLayer(keras.layers.Layer):
 
     def _initial_state(self, inputs):
         """``(flat inputs, N^(0))`` for a batch of (possibly image) inputs."""
-        inputs = tf.cast(inputs, self.compute_dtype)
+        inputs = validate_numeric_inputs(self, tf.convert_to_tensor(inputs))
         if inputs.shape.rank != 2 and self.lattice is not None:
             inputs = self.lattice.embed(inputs)
         elif inputs.shape.rank != 2:
@@ -407,6 +442,13 @@ class RecursiveURNLayer(keras.layers.Layer):
             elif self.residual == "input":
                 update = update + injected
             state = update
+            if self.check_numerics:
+                state = tf.debugging.check_numerics(
+                    state,
+                    f"{type(self).__name__} {self.name!r}: the state after iteration "
+                    f"{len(states)} of {self.num_iterations} is not finite (NaN or inf); "
+                    "the kernel or bias is too large for the recursion",
+                )
             states.append(state)
         return states
 
@@ -585,6 +627,7 @@ class RecursiveURNLayer(keras.layers.Layer):
                 else keras.saving.serialize_keras_object(self.lattice),
                 "synaptic_length": tfe_regularizers.serialize(self.synaptic_length),
                 "seed": self.seed,
+                "check_numerics": self.check_numerics,
             }
         )
         if self._sparse:

@@ -12,6 +12,7 @@ from tfemergent.utils.validation import (
     validate_bool,
     validate_int,
     validate_keras_object,
+    validate_numeric_inputs,
     validate_seed,
 )
 from tfemergent.utils import _private
@@ -340,6 +341,7 @@ class SpatialDense(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
+        inputs = validate_numeric_inputs(self, inputs)
         kernel = tf.cast(self.kernel, self.compute_dtype)
         outputs = tf.matmul(inputs, kernel) if inputs.shape.rank == 2 else tf.tensordot(
             inputs, kernel, axes=1

@@ -7,9 +7,31 @@ from tfemergent.utils.validation import validate_bool, validate_int
 
 
 def split_task_logits(y_pred, num_tasks):
-    """Reshape ``(batch, num_tasks * C)`` outputs to ``(batch, num_tasks, C)``."""
+    """Reshape ``(batch, num_tasks * C)`` outputs to ``(batch, num_tasks, C)``.
+
+    Args:
+        y_pred: tensor or array ``(batch, num_tasks * C)``.
+        num_tasks: number of heads, an integer >= 1 that divides the width.
+
+    >>> import numpy as np
+    >>> from tfemergent.losses.multi_task_cross_entropy import split_task_logits
+    >>> tuple(split_task_logits(np.zeros((3, 4), "float32"), 2).shape)
+    (3, 2, 2)
+    """
+    num_tasks = validate_int("num_tasks", num_tasks, minimum=1)
+    if isinstance(y_pred, (str, bytes)) or y_pred is None:
+        raise ValueError(
+            "Argument `y_pred` must be a tensor or array (batch, num_tasks * C). "
+            f"Received: y_pred={y_pred!r}"
+        )
+    y_pred = tf.convert_to_tensor(y_pred)
+    if y_pred.shape.rank != 2:
+        raise ValueError(
+            "Argument `y_pred` must have 2 dimensions (batch, num_tasks * C). "
+            f"Received: y_pred.shape={y_pred.shape}"
+        )
     width = y_pred.shape[-1]
-    if width is None or width % num_tasks:
+    if width is None or width == 0 or width % num_tasks:
         raise ValueError(
             f"The output width must be a multiple of num_tasks={num_tasks}. "
             f"Received: y_pred.shape={y_pred.shape}"

@@ -11,6 +11,9 @@ from tfemergent.utils.validation import validate_bool
 from tfemergent.utils.validation import validate_float
 
 NO_ADD_ON = -1
+# The kernel sizes of `tfemergent.layers.AddOnConv2D` (repeated here so that the
+# search stays TensorFlow-free at import; a test keeps the two equal).
+ADD_ON_KERNEL_SIZES = (3, 5)
 
 
 def _validate_sizes(name, value, *, minimum, distinct=False):
@@ -90,8 +93,9 @@ class LocationSpace(SearchSpace):
     Args:
         segment_sizes: non-empty list of ints >= 1, the number of layers that
             can receive add-ons in each segment (the paper: ``(4, 4, 4)``).
-        kernel_sizes: non-empty list of distinct ints >= 1, the kernel sizes of
-            the add-ons (the paper: ``(3, 5)``).
+        kernel_sizes: non-empty list of distinct kernel sizes of the add-ons,
+            each 3 or 5 (those of `tfemergent.layers.AddOnConv2D`; the paper:
+            ``(3, 5)``).
         none_probability: float in ``[0, 1]``, the probability that a sampled
             gene is ``-1`` (the paper: 0.8).
         include_segment_input: bool, whether the segment's input (source 0) can
@@ -138,6 +142,14 @@ class LocationSpace(SearchSpace):
     ):
         self.segment_sizes = _validate_sizes("segment_sizes", segment_sizes, minimum=1)
         self.kernel_sizes = _validate_sizes("kernel_sizes", kernel_sizes, minimum=1, distinct=True)
+        unsupported = [size for size in self.kernel_sizes if size not in ADD_ON_KERNEL_SIZES]
+        if unsupported:
+            raise ValueError(
+                "Argument `kernel_sizes` must hold kernel sizes of the add-on neurons, "
+                f"{list(ADD_ON_KERNEL_SIZES)} (those of `tfemergent.layers.AddOnConv2D`, so "
+                f"that the models can build every candidate). Received: "
+                f"kernel_sizes={kernel_sizes!r}"
+            )
         self.none_probability = validate_float(
             "none_probability", none_probability, minimum=0.0, maximum=1.0
         )

@@ -204,6 +204,20 @@ class SearchRunner:
                     f"Received: directory={directory!r}"
                 )
             directory = os.path.abspath(os.fspath(directory))
+            if os.path.exists(directory) and not os.path.isdir(directory):
+                raise ValueError(
+                    "Argument `directory` must be a directory (existing or to create) for "
+                    "the checkpoint and the trial directories, but it is an existing file. "
+                    f"Received: directory={directory!r}"
+                )
+            parent = os.path.dirname(directory)
+            while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+                parent = os.path.dirname(parent)  # the closest existing ancestor
+            if not os.path.isdir(parent):
+                raise ValueError(
+                    "Argument `directory` must be a path that can be created, but "
+                    f"{parent!r} is a file. Received: directory={directory!r}"
+                )
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise ValueError(
                 "Argument `executor` must be None or an object with `submit(fn, trial)` "

@@ -408,3 +408,46 @@ def concrete_array(value):
     if is_symbolic(value) or not tf.executing_eagerly():
         return None
     return np.asarray(value)
+
+
+def validate_model(name, value, *, built=False):
+    """Return ``value`` if it is a Keras model or layer (built, if asked), else raise.
+
+    >>> from tfemergent.utils.validation import validate_model
+    >>> validate_model("model", "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `model` must be a Keras model or layer. Received: model='x'
+    """
+    import keras
+
+    if not isinstance(value, keras.layers.Layer):
+        raise ValueError(
+            f"Argument `{name}` must be a Keras model or layer. {received(name, value)}"
+        )
+    if built and not value.built:
+        raise ValueError(
+            f"Argument `{name}` must be built (call it on data or `build` it) first. "
+            f"Received: {name}={value.name!r} (not built)"
+        )
+    return value
+
+
+def validate_numeric_inputs(layer, inputs):
+    """``inputs`` (a tensor) cast to ``layer.compute_dtype``, or ``ValueError``.
+
+    Floating, integer and boolean inputs are cast (as `keras.layers.Dense` does);
+    strings and other non-numeric dtypes are refused, naming the layer, before
+    they reach a TensorFlow kernel.
+    """
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(inputs.dtype)
+    if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r} needs numeric inputs (floating, integer "
+            f"or boolean). Received: inputs.dtype={dtype.name}"
+        )
+    if dtype != tf.as_dtype(layer.compute_dtype):
+        inputs = tf.cast(inputs, layer.compute_dtype)
+    return inputs
