@@ -295,6 +295,7 @@ class AddOnSuperNetwork(keras.Model):
                     settings["kernel_size"],
                     name=SegmentCNN.conv_name(segment, index),
                     trainable=False,
+                    dtype=self.dtype_policy,
                 )
                 conv.build((None, height, width, channels))
                 convs.append(conv)
@@ -302,14 +303,19 @@ class AddOnSuperNetwork(keras.Model):
             self._convs.append(convs)
             widths.append((height, width))
             if segment < len(self.segments) - 1:
-                pool = keras.layers.MaxPooling2D(2, name=f"pool_{segment}")
+                pool = keras.layers.MaxPooling2D(
+                    2, name=f"pool_{segment}", dtype=self.dtype_policy
+                )
                 pool.build((None, height, width, channels))
                 self._pools.append(pool)
                 height, width = height // 2, width // 2
-        self._relu = keras.layers.ReLU(name="relu")
-        self._global_pool = keras.layers.GlobalAveragePooling2D(name=GLOBAL_POOL_NAME)
+        self._relu = keras.layers.ReLU(name="relu", dtype=self.dtype_policy)
+        self._global_pool = keras.layers.GlobalAveragePooling2D(
+            name=GLOBAL_POOL_NAME, dtype=self.dtype_policy
+        )
         self._head = keras.layers.Dense(
-            self.num_classes, activation="softmax", name=HEAD_NAME, trainable=False
+            self.num_classes, activation="softmax", name=HEAD_NAME, trainable=False,
+            dtype=self.dtype_policy,
         )
         self._head.build((None, channels))
         for index, add_on in enumerate(self._possible):
@@ -319,6 +325,7 @@ class AddOnSuperNetwork(keras.Model):
                 add_on["kernel_size"],
                 kernel_initializer=self._initializer(index),
                 name=SegmentCNN.add_on_name(add_on),
+                dtype=self.dtype_policy,
             )
             in_channels = self._spec.input_channels(segment, add_on["source"])
             layer.build((None,) + widths[segment] + (in_channels,))
@@ -618,7 +625,7 @@ class AddOnSuperNetwork(keras.Model):
         for add_on in self.active_add_ons:
             layer = self._add_on_layers[self._gate_index[_location(add_on)]]
             add_ons.append({**add_on, "connection_mask": layer.connection_mask.numpy()})
-        model = self._spec.with_add_ons(add_ons).build(name=name)
+        model = self._spec.with_add_ons(add_ons).build(name=name, dtype=self.dtype_policy)
         for layer in model.layers:
             if isinstance(layer, (MaskedConv2D, AddOnConv2D, keras.layers.Dense)):
                 layer.set_weights(self.get_layer(layer.name).get_weights())

@@ -503,8 +503,14 @@ class SegmentCNN:
             return SmoothKernel("he_normal", sigma=self.smoothing_sigma, seed=seed)
         return keras.initializers.HeNormal(seed=seed)
 
-    def build(self, name="segment_cnn"):
-        """The functional `keras.Model` (not compiled)."""
+    def build(self, name="segment_cnn", dtype=None):
+        """The functional `keras.Model` (not compiled).
+
+        Args:
+            name: name of the model.
+            dtype: dtype policy of every layer (e.g. ``"mixed_float16"``), or None
+                for the global policy.
+        """
         inputs = keras.Input(self.input_shape, name=INPUT_NAME)
         x = inputs
         add_on_layers = []
@@ -518,6 +524,7 @@ class SegmentCNN:
                     settings["kernel_size"],
                     kernel_initializer=self._kernel_initializer(index),
                     name=self.conv_name(segment, layer),
+                    dtype=dtype,
                 )
                 index += 1
                 summands = [conv(x)]
@@ -536,24 +543,28 @@ class SegmentCNN:
                         kernel_initializer=self._kernel_initializer(500 + number),
                         seed=None if self.seed is None else self.seed * 1000 + 900 + number,
                         name=self.add_on_name(add_on),
+                        dtype=dtype,
                     )
                     summands.append(add_on_layer(source))
                     add_on_layers.append((add_on_layer, add_on))
                 if len(summands) > 1:
-                    pre = keras.layers.Add(name=f"preactivation_{segment}_{layer}")(summands)
+                    pre = keras.layers.Add(
+                        name=f"preactivation_{segment}_{layer}", dtype=dtype
+                    )(summands)
                 else:
                     pre = summands[0]
-                x = keras.layers.ReLU(name=f"relu_{segment}_{layer}")(pre)
+                x = keras.layers.ReLU(name=f"relu_{segment}_{layer}", dtype=dtype)(pre)
                 outputs.append(x)
             if segment < len(self.segments) - 1:
-                x = keras.layers.MaxPooling2D(2, name=f"pool_{segment}")(x)
-        x = keras.layers.GlobalAveragePooling2D(name=GLOBAL_POOL_NAME)(x)
+                x = keras.layers.MaxPooling2D(2, name=f"pool_{segment}", dtype=dtype)(x)
+        x = keras.layers.GlobalAveragePooling2D(name=GLOBAL_POOL_NAME, dtype=dtype)(x)
         head_seed = None if self.seed is None else self.seed * 1000 + 999
         outputs = keras.layers.Dense(
             self.num_classes,
             activation="softmax",
             kernel_initializer=keras.initializers.GlorotUniform(seed=head_seed),
             name=HEAD_NAME,
+            dtype=dtype,
         )(x)
         model = keras.Model(inputs, outputs, name=name)
         for add_on_layer, add_on in add_on_layers:

@@ -89,7 +89,8 @@ def extract_urn_network(layer, x, tolerance=0.0, name=None, validation_x=None):
 
     Returns:
         A `keras.Model` mapping the layer's inputs to its outputs, with the
-        attribute ``urn_extraction`` (`URNExtraction`).
+        attribute ``urn_extraction`` (`URNExtraction`). Its layers have the
+        layer's dtype policy (``mixed_float16``, ``float64``...).
 
     Raises:
         ValueError: for a layer that is not a built `RecursiveURNLayer`, ``x`` or
@@ -231,7 +232,7 @@ def _build_model(layer, kernel, bias, neurons, sample_shape, name):
                 "`layer.lattice.embed(images)`. Received: x of shape "
                 f"(batch, *{tuple(sample_shape)})"
             )
-        flat = keras.layers.Flatten(name="flatten")(inputs)
+        flat = keras.layers.Flatten(name="flatten", dtype=layer.dtype_policy)(inputs)
     state, input_neurons = flat, neurons[0]
     for level in range(1, layer.num_iterations + 1):
         sources, targets = neurons[level - 1], neurons[level]
@@ -241,36 +242,43 @@ def _build_model(layer, kernel, bias, neurons, sample_shape, name):
         if state is None:  # the previous iteration was silent: a constant update
             state, sources = flat, []
         dense = keras.layers.Dense(len(targets), activation=activation,
-                                   use_bias=bias is not None, name=f"iteration_{level}")
+                                   use_bias=bias is not None, name=f"iteration_{level}",
+                                   dtype=layer.dtype_policy)
         update = dense(state)
         weights = [_submatrix(kernel, sources, targets, dense_inputs=int(state.shape[-1]))]
         if bias is not None:
-            weights.append(bias[targets].astype(np.float32))
+            weights.append(bias[targets].astype(layer.variable_dtype))
         dense.set_weights(weights)
         skips = []
         if layer.residual == "output" and level > 1:
             skips.append(_fixed_dense(f"carry_{level}", state, _selection(
-                [i if i in set(layer.output_indices) else -1 for i in sources], targets)))
+                [i if i in set(layer.output_indices) else -1 for i in sources], targets),
+                layer.dtype_policy))
         if layer.residual == "input":
             skips.append(_fixed_dense(f"reinject_{level}", flat,
-                                      _selection(input_neurons, targets)))
+                                      _selection(input_neurons, targets), layer.dtype_policy))
         skips = [skip for skip in skips if skip is not None]
-        state = keras.layers.Add(name=f"state_{level}")([update, *skips]) if skips else update
+        if skips:
+            state = keras.layers.Add(name=f"state_{level}", dtype=layer.dtype_policy)(
+                [update, *skips]
+            )
+        else:
+            state = update
     return keras.Model(inputs, state, name=name or f"{layer.name}_extracted")
 
 
 def _submatrix(kernel, sources, targets, dense_inputs):
-    """``kernel[sources, targets]`` as float32; zero rows when the sources are silent."""
+    """``kernel[sources, targets]`` (float64); zero rows when the sources are silent."""
     if not len(sources):
-        return np.zeros((dense_inputs, len(targets)), dtype=np.float32)
-    return kernel[np.ix_(sources, targets)].astype(np.float32)
+        return np.zeros((dense_inputs, len(targets)), dtype=np.float64)
+    return kernel[np.ix_(sources, targets)]
 
 
-def _fixed_dense(name, tensor, matrix):
+def _fixed_dense(name, tensor, matrix, dtype=None):
     """A linear, bias-free Dense holding the 0/1 ``matrix``, or None if it is all zero."""
     if not matrix.any():
         return None
-    dense = keras.layers.Dense(matrix.shape[1], use_bias=False, name=name)
+    dense = keras.layers.Dense(matrix.shape[1], use_bias=False, name=name, dtype=dtype)
     output = dense(tensor)
     dense.set_weights([matrix])
     return output
