@@ -415,3 +415,27 @@ def test_segment_cnn_with_add_ons_prunes_and_shrinks_exactly():
                                                        "conv_1_1"]
     x = np.random.default_rng(0).standard_normal((3, 8, 8, 2)).astype("float32")
     _assert_same(small(x), pruned(x))
+
+
+def test_misaligned_merge_is_fixed_and_does_not_touch_other_groups():
+    """NASNet's pattern: Add(concat(conv of 4, conv of 4), conv of 8) -- not aligned.
+
+    The group's first space is 4 wide; numbering it 4 wide made the 8-wide member spill
+    into the next group's channel numbers (and prune them there)."""
+    x = keras.Input((6, 6, 2), name="image")
+    wide = L.Conv2D(8, 1, name="wide")(x)
+    half_a = L.Conv2D(4, 1, name="half_a")(x)
+    half_b = L.Conv2D(4, 1, name="half_b")(x)
+    y = L.Add(name="add")([L.Concatenate(name="cat")([half_a, half_b]), wide])
+    other = L.Conv2D(6, 3, padding="same", activation="relu", name="other")(y)
+    y = L.GlobalAveragePooling2D(name="pool")(other)
+    model = _randomise(keras.Model(x, L.Dense(2, name="head")(y)))
+    groups = channel_groups(model)
+    merged = next(g for g in groups if "wide" in g["layers"])
+    assert merged["num_channels"] == 8 and "do not line up" in merged["fixed"][0]
+    pruned, report = prune_channels(model, 0.5)
+    assert report.pruned == {"other": report.pruned["other"]} and len(report.pruned["other"]) == 3
+    small = shrink(pruned)
+    assert [small.get_layer(n).filters for n in ("wide", "half_a", "half_b", "other")] == [
+        8, 4, 4, 3]
+    _assert_same(small(_inputs(model)), pruned(_inputs(model)))

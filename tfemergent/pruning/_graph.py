@@ -338,7 +338,13 @@ class Graph:
         self.root = np.array([self._find(s) for s in range(len(self.spaces))], int)
         roots = sorted(set(self.root.tolist()))
         self.group_of_root = {root: number for number, root in enumerate(roots)}
-        self.group_size = np.array([self.spaces[root].size for root in roots], int)
+        # The widest member: spaces of different widths joined by a merge whose channels
+        # do not line up (a fixed group) must not spill into the next group's numbers.
+        size = {root: 0 for root in roots}
+        for space in self.spaces:
+            root = int(self.root[space.index])
+            size[root] = max(size[root], space.size)
+        self.group_size = np.array([size[root] for root in roots], int)
         self.offset = np.concatenate([[0], np.cumsum(self.group_size)]).astype(int)
         self.group_fixed = [[] for _ in roots]
         for space, reasons in self.fixed.items():
