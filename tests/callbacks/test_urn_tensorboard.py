@@ -1,4 +1,5 @@
 import glob
+import warnings
 import json
 
 import keras
@@ -191,3 +192,30 @@ def test_checked_when_training_begins(tmp_path):
     with pytest.raises(ValueError, match="has none"):
         dense.fit(x, y, epochs=1, verbose=0, callbacks=[URNTensorBoard(tmp_path, x)])
     assert not glob.glob(f"{tmp_path}/**/events.out.tfevents.*", recursive=True)
+
+
+def test_non_finite_structure_numbers_are_logged_and_warned_once(tmp_path):
+    x, _ = _data(3)
+    layer = RecursiveURNLayer(8, 3, input_dim=3, output_dim=2, activation=None, name="urn",
+                              kernel_initializer=keras.initializers.Constant(1e20))
+    model = keras.Sequential([keras.Input((3,)), layer])
+    callback = URNTensorBoard(tmp_path, probe_data=x[:8])
+    callback.set_model(model)
+    with pytest.warns(UserWarning, match=r"layer 'urn' has \d+ non-finite .*check_numerics"):
+        callback.log(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*non-finite")  # once per layer, not per epoch
+        callback.log(1)
+    events = read_events(str(tmp_path))
+    assert [step for step, _ in events["urn/non_finite_values"]] == [0, 1]
+    assert _last(events, "urn/non_finite_values") > 0
+
+
+def test_finite_structure_numbers_log_zero_non_finite_values(tmp_path):
+    x, _ = _data(3)
+    layer = RecursiveURNLayer(8, 3, input_dim=3, output_dim=2, seed=0, name="urn")
+    model = keras.Sequential([keras.Input((3,)), layer])
+    callback = URNTensorBoard(tmp_path, probe_data=x[:8])
+    callback.set_model(model)
+    callback.log(0)
+    assert _last(read_events(str(tmp_path)), "urn/non_finite_values") == 0

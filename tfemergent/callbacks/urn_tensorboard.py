@@ -1,5 +1,7 @@
 """TensorBoard logging of the emergent structure of RecursiveURNLayer layers."""
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -33,6 +35,10 @@ class URNTensorBoard(EpochSummaryCallback):
       ``|w| < 1e-3``;
     - scalar ``<layer>/forward_share``: `URNStructure.forward`, the share of the
       weight mass between active neurons carried by forward synapses;
+    - scalar ``<layer>/non_finite_values``: the number of NaN or inf values in
+      the kernel and in the states on ``probe_data`` (0 when all is well); the
+      first time a layer has any, the callback also warns that its structure
+      numbers are not meaningful;
     - scalar ``<layer>/synaptic_length``: the layer's synaptic-length cost
       (`RecursiveURNLayer.compute_synaptic_length`, as added to the loss), only
       when the layer has one;
@@ -153,6 +159,26 @@ class URNTensorBoard(EpochSummaryCallback):
             f"{name}/weight_sparsity_1e-3", float(np.mean(np.abs(kernel) < SMALL_WEIGHT))
         )
         tf.summary.scalar(f"{name}/forward_share", structure.forward)
+        activity = _mean_activity(layer, x)
+        # The layer's own states (in its dtype): what training sees overflow.
+        states = keras.ops.convert_to_numpy(layer.compute_states(x))
+        non_finite = sum(
+            int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            for values in (kernel, states, activity)
+        )
+        tf.summary.scalar(f"{name}/non_finite_values", non_finite)
+        flagged = self.__dict__.setdefault("_non_finite_layers", set())
+        if non_finite and name not in flagged:
+            flagged.add(name)
+            warnings.warn(
+                f"URNTensorBoard: layer {name!r} has {non_finite} non-finite (NaN or inf) "
+                "values in its kernel or in its states on the probe data, so its structure "
+                "numbers are not meaningful; the recursion overflows (lower the learning "
+                "rate or the weights; RecursiveURNLayer(check_numerics=True) stops at the "
+                "first such iteration). Logged as "
+                f"'{name}/non_finite_values'.",
+                stacklevel=2,
+            )
         if layer.synaptic_length is not None:
             tf.summary.scalar(
                 f"{name}/synaptic_length",
@@ -172,7 +198,7 @@ class URNTensorBoard(EpochSummaryCallback):
         write_images(
             f"{name}/activity",
             plotting.plot_activity(
-                _mean_activity(layer, x)[:, structure.order], iterations,
+                activity[:, structure.order], iterations,
                 title=f"{name}: mean |N| per iteration",
             ),
         )
