@@ -4,7 +4,9 @@ A URN of S neurons applied I times is trained on two concentric 10-d spherical
 shells with L1 costs on the weights (c_W) and on the activity of every
 iteration (c_N). Afterwards the active neurons are ordered by the iteration at
 which they first activate; the sizes of those groups are the emergent hidden
-layers, and the extraction is verified by zeroing every other weight.
+layers, and the extraction is verified by zeroing every other weight. Each run
+ends with the emergent network as a plain Keras model (`extract_urn_network`),
+whose summary is printed and which ``--export`` saves.
 """
 
 import dataclasses
@@ -15,8 +17,10 @@ import keras
 import numpy as np
 
 from tfemergent import analysis, datasets, plotting
+from tfemergent.callbacks.urn_tensorboard import URNTensorBoard
 from tfemergent.layers.recursive_urn_layer import RecursiveURNLayer
 from tfemergent.models import _runner_tools as tools
+from tfemergent.models.urn.emergent_network import extract_urn_network
 from tfemergent.regularizers.iteration_activity_l1 import IterationActivityL1
 from tfemergent.utils.validation import validate_choice, validate_float, validate_int
 
@@ -28,6 +32,8 @@ DESCRIPTION = (
 # The options of `tfemergent run` this experiment uses (see `tools.COMMON_OPTIONS`).
 OPTIONS = ("logdir", "export", "plots")
 RESIDUALS = ("none", "output", "input")
+# Test samples the structure is logged on with --logdir (URNTensorBoard).
+PROBE_SAMPLES = 256
 PAPER = "100% test accuracy; 123±15 active neurons; MLP 115±15 / 4±1.4 / 3±0.7 (S=5000, I=4)"
 
 
@@ -45,8 +51,15 @@ class URNSpheresConfig:
         epochs, batch_size, learning_rate: Adam training (paper: 200 epochs, 7e-4).
         c_w, c_n: L1 costs on the weights and on the activities (paper: 5e-7, 2e-5).
         seeds: one run per seed.
-        logdir: TensorBoard directory (None: no logs).
-        export: directory for SavedModels (None: none).
+        logdir: TensorBoard directory (None: no logs): Keras' scalars in
+            ``<logdir>/seed<k>`` and the emergent structure (`URNTensorBoard`:
+            active neurons, forward share, sorted weights, activity) in
+            ``<logdir>/seed<k>/structure``.
+        export: directory (None: none) for the trained model's SavedModel
+            ``seed<k>/`` and the extracted emergent network
+            (`extract_urn_network`: plain Keras layers) as
+            ``emergent_network_seed<k>.keras`` and SavedModel
+            ``emergent_network_seed<k>/``.
         plots: directory for images of the sorted active weight matrix (None: none).
         verbose: 0 silent, 1 one line per run and the table.
     """
@@ -116,7 +129,14 @@ def run_one(config, seed):
     model = build_model(config, seed)
     callbacks = []
     if config.logdir:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.logdir, f"seed{seed}")))
+        logdir = os.path.join(config.logdir, f"seed{seed}")
+        callbacks.append(keras.callbacks.TensorBoard(logdir))
+        # The emergent structure as it forms (active neurons, sorted weights,
+        # activity, forward share), on a fixed probe of test samples.
+        callbacks.append(URNTensorBoard(
+            os.path.join(logdir, "structure"), probe_data=x_test[:PROBE_SAMPLES],
+            update_freq=max(1, config.epochs // 20), layer_name="urn",
+        ))
     start = time.perf_counter()
     model.fit(
         tools.shuffled_batches((x_train, y_train), config.batch_size, seed=seed),
@@ -129,8 +149,17 @@ def run_one(config, seed):
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     structure = analysis.urn_structure_of(model.get_layer("urn"), x_test)
     kernel = keras.ops.convert_to_numpy(model.get_layer("urn").kernel)
+    network = extract_urn_network(
+        model.get_layer("urn"), x_train, validation_x=x_test, name=f"emergent_network_seed{seed}"
+    )
+    if config.verbose:
+        network.summary()
     if config.export:
         model.export(os.path.join(config.export, f"seed{seed}"), verbose=False)
+        # The emergent network on its own: plain Keras layers, loadable without
+        # tfemergent (`.keras`) and servable (SavedModel).
+        network.save(os.path.join(config.export, f"emergent_network_seed{seed}.keras"))
+        network.export(os.path.join(config.export, f"emergent_network_seed{seed}"), verbose=False)
     if config.plots:
         with open(tools.output_path(config.plots, f"weights-seed{seed}.png"), "wb") as handle:
             handle.write(
@@ -151,6 +180,9 @@ def run_one(config, seed):
         "verify_max_change": float(structure.verify_max_change),
         "feedforward_max_change": float(structure.feedforward_max_change),
         "zero_weight_fraction": float(np.mean(kernel == 0.0)),
+        "extracted_layer_sizes": [int(size) for size in network.urn_extraction.layer_sizes],
+        "extracted_parameters": int(network.count_params()),
+        "extracted_max_difference": float(network.urn_extraction.max_difference),
         "train_seconds": seconds,
     }
 
