@@ -74,13 +74,18 @@ def get(identifier, *, argument_name="identifier"):
             raise ValueError(
                 f"Could not deserialize a regularizer from the config: {error}. Expected "
                 "a regularizer config {'class_name': ..., 'config': {...}} with one of "
-                f"{sorted(ALL_OBJECTS)} or a Keras regularizer. Received: "
+                f"{[cls.__name__ for cls in ALL_OBJECTS]} or a Keras regularizer. Received: "
                 f"{name}={identifier!r}"
             ) from None
         if isinstance(regularizer, str) or not callable(regularizer):
+            try:  # a Keras regularizer's config ({"class_name": "L1", ...})
+                regularizer = keras.regularizers.deserialize(identifier)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                regularizer = None
+        if isinstance(regularizer, str) or not callable(regularizer):
             raise ValueError(
                 "Could not deserialize a regularizer from the config: its class_name "
-                f"names no known regularizer (expected one of {sorted(ALL_OBJECTS)} or "
+                f"names no known regularizer (expected one of {[cls.__name__ for cls in ALL_OBJECTS]} or "
                 f"a Keras regularizer). Received: {name}={identifier!r}"
             )
         return regularizer
