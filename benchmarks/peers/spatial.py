@@ -19,7 +19,9 @@ one label per task).
   transport_normalization="connections")` (the authors' code's normalisation),
   ``train_on_batch`` for the step and ``fit(epochs=1, batch_size=256)`` over the
   arrays of `tfemergent.datasets.double_task("concatenated", "train")` for the
-  epoch.
+  epoch; for the step also the same model compiled with ``jit_compile=True``
+  (its default is Keras' "auto", no XLA on a CPU), a second row of the same
+  interleaved run.
 
 Patched at run time (nothing in the checkout is edited):
 ``torchfunc`` and ``torchdata`` (not installed; only ``torchfunc.seed`` is used
@@ -81,7 +83,11 @@ def main(argv=None):
     import keras
     import numpy as np
 
+    import tensorflow as tf
+
     from tfemergent.datasets import double_task, load_numpy
+    from tfemergent.losses import MultiTaskCrossEntropy
+    from tfemergent.metrics import TaskAccuracy
     from tfemergent.models import build_spatial_network
 
     hyper = json.load(open(root / "src" / "hyperparameters.json"))
@@ -131,13 +137,28 @@ def main(argv=None):
         loss, _, _ = peer_pass((peer_x, peer_y))
         return loss.item()
 
+    # The same model compiled as build_spatial_network does, but with XLA (its
+    # default is Keras' "auto": no XLA on a CPU).
+    ours_xla = build_spatial_network(x.shape[1], hidden_units=tuple(LAYERS),
+                                     transport_normalization="connections", seed=0, compile=False)
+    ours_xla.compile(optimizer=keras.optimizers.Adam(hyper["optimizer_args"]["lr"]),
+                     loss=MultiTaskCrossEntropy(num_tasks=2),
+                     metrics=[TaskAccuracy(task, 2) for task in range(2)], jit_compile=True)
+    tf_x, tf_y = tf.constant(x_batch), tf.constant(y_batch)
     steps = _common.interleaved(
-        {"gmum step": peer_step, "ours step": lambda: ours.train_on_batch(x_batch, y_batch)},
+        {"gmum step": peer_step, "ours step": lambda: ours.train_on_batch(tf_x, tf_y),
+         "ours XLA step": lambda: ours_xla.train_on_batch(tf_x, tf_y)},
         warmup=5, repeats=10 if args.quick else 40,
     )
     rows = [_common.row(
         "spatial", f"one training step, batch {BATCH}, both costs", "gmum nn.passes.Train",
         steps["gmum step"], "build_spatial_network train_on_batch", steps["ours step"],
+        note="ours as built: Keras' default jit_compile (no XLA on a CPU), two TaskAccuracy metrics",
+    ), _common.row(
+        "spatial", f"one training step, batch {BATCH}, both costs", "gmum nn.passes.Train",
+        steps["gmum step"], "same model compiled with jit_compile=True", steps["ours XLA step"],
+        note="the same compile as build_spatial_network's (Adam, MultiTaskCrossEntropy, two "
+        "TaskAccuracy metrics) with jit_compile=True; same interleaved run as the row above",
     )]
 
     # One epoch of the concatenated double task (gmum's loop vs our fit).
