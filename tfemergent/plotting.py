@@ -27,8 +27,12 @@ def _pyplot():
     return plt
 
 
-def plot_positions(positions, assignments=None, titles=None, *, figsize_per_panel=3.2):
+def plot_positions(positions, assignments=None, titles=None, *, title=None, task_names=None,
+                   figsize_per_panel=3.2):
     """Scatter plots of neuron positions, one panel per layer, coloured by task.
+
+    Each panel has its axes labelled (the first two position coordinates); with
+    ``assignments``, a legend names the task of each colour.
 
     Args:
         positions: list of arrays ``(N_l, 2)`` (only the first two coordinates
@@ -36,28 +40,59 @@ def plot_positions(positions, assignments=None, titles=None, *, figsize_per_pane
         assignments: optional list of int arrays ``(N_l,)``, the task of each
             neuron (as from `tfemergent.analysis.greedy_split`); None draws grey.
         titles: optional list of panel titles.
+        title: optional title of the figure (e.g. the epoch).
+        task_names: optional names of the tasks for the legend (default
+            ``"task 0"``, ``"task 1"``, ...).
         figsize_per_panel: width and height of one panel in inches.
 
     Returns:
         A matplotlib ``Figure``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from tfemergent.plotting import plot_positions
+    >>> figure = plot_positions([np.zeros((3, 2))], [np.array([0, 1, 1])], title="epoch 2")
+    >>> [text.get_text() for text in figure.legends[0].get_texts()], figure._suptitle.get_text()
+    (['task 0', 'task 1'], 'epoch 2')
     """
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     count = len(positions)
     figure, axes = plt.subplots(
-        1, count, figsize=(figsize_per_panel * count, figsize_per_panel), squeeze=False
+        1, count, figsize=(figsize_per_panel * count, figsize_per_panel + 0.4), squeeze=False
     )
+    tasks = set()
     for index, (axis, points) in enumerate(zip(axes[0], positions)):
         points = np.asarray(points)
         if assignments is not None and assignments[index] is not None:
-            colours = [TASK_COLOURS[t % len(TASK_COLOURS)] for t in np.asarray(assignments[index])]
+            assignment = np.asarray(assignments[index])
+            tasks.update(int(t) for t in assignment)
+            colours = [TASK_COLOURS[t % len(TASK_COLOURS)] for t in assignment]
         else:
             colours = "0.5"
         axis.scatter(points[:, 0], points[:, 1], c=colours, s=10)
         axis.set_aspect("equal", adjustable="datalim")
         if titles is not None:
             axis.set_title(titles[index], fontsize=9)
+        axis.set_xlabel("position x", fontsize=7)
+        axis.set_ylabel("position y", fontsize=7)
         axis.tick_params(labelsize=7)
-    figure.tight_layout()
+    if title:
+        figure.suptitle(title, fontsize=9)
+    if tasks:
+        names = list(task_names) if task_names is not None else []
+        handles = [
+            Line2D([], [], marker="o", linestyle="", color=TASK_COLOURS[t % len(TASK_COLOURS)],
+                   label=names[t] if t < len(names) else f"task {t}")
+            for t in sorted(tasks)
+        ]
+        figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7,
+                      frameon=False)
+        figure.tight_layout(rect=(0, 0.08, 1, 1))
+    else:
+        figure.tight_layout()
     return figure
 
 

@@ -207,16 +207,16 @@ class HierarchyTensorBoard(EpochSummaryCallback):
                 [
                     plotting.plot_feature_map(
                         feature_map, code_boxes=boxes, image_shape=model.image_shape,
-                        title=f"relaxed feature map, image {index}",
+                        title=f"step {step}: relaxed feature map, image {index}",
                     )
                     for index, feature_map in enumerate(shown)
                 ],
             )
-            self._log_receptive_fields(model, maps)
+            self._log_receptive_fields(model, maps, step)
             write_images(
                 "hierarchy/codes",
                 [
-                    plotting.plot_codes(codes, title=f"codes of image {index}")
+                    plotting.plot_codes(codes, title=f"step {step}: codes of image {index}")
                     for index, codes in enumerate(_codes_from_maps(model, shown))
                 ],
             )
@@ -233,7 +233,7 @@ class HierarchyTensorBoard(EpochSummaryCallback):
         model = self._attached_model()
         maps = _as_numpy(model.feature_map(self.images))
         with self.writer.as_default(step=step):
-            self._log_receptive_fields(model, maps)
+            self._log_receptive_fields(model, maps, step)
         self.writer.flush()
 
     def probe_accuracy(self):
@@ -264,10 +264,10 @@ class HierarchyTensorBoard(EpochSummaryCallback):
         if key in self._logs:
             tf.summary.scalar(tag, float(self._logs[key]))
 
-    def _log_receptive_fields(self, model, maps):
+    def _log_receptive_fields(self, model, maps, step):
         figure = plotting.plot_feature_map(
             maps.mean(axis=0), model.receptive_fields, _code_boxes(model), model.image_shape,
-            window_size=model.window_size, title=_RECEPTIVE_FIELDS_TITLE,
+            window_size=model.window_size, title=f"step {step}: {_RECEPTIVE_FIELDS_TITLE}",
         )
         write_images("hierarchy/receptive_fields", [figure])
 

@@ -93,7 +93,11 @@ class SpatialTensorBoard(EpochSummaryCallback):
             if split is not None:
                 for name, fraction in zip(split.layer_names[1:], split.cross_task_fraction):
                     tf.summary.scalar(f"{name}/cross_task_fraction", fraction)
-            png = plotting.figure_to_png(plotting.plot_positions(positions, assignments, titles))
+            png = plotting.figure_to_png(plotting.plot_positions(
+                positions, assignments, titles,
+                title=f"epoch {step}: neuron positions"
+                + (" by task (greedy split)" if split is not None else ""),
+            ))
             image = tf.image.decode_png(png, channels=3)[tf.newaxis]
             tf.summary.image("spatial/positions", image)
         self.writer.flush()

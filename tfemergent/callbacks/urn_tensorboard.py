@@ -142,10 +142,10 @@ class URNTensorBoard(EpochSummaryCallback):
         layers = self.urn_layers()
         with self.writer.as_default(step=step):
             for layer in layers:
-                self._log_layer(layer)
+                self._log_layer(layer, step)
         self.writer.flush()
 
-    def _log_layer(self, layer):
+    def _log_layer(self, layer, step):
         name = layer.name
         x = _flat_inputs(layer, self.probe_data)
         kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float64)
@@ -192,14 +192,14 @@ class URNTensorBoard(EpochSummaryCallback):
             f"{name}/sorted_weights",
             plotting.plot_sorted_weights(
                 analysis.sorted_weight_matrix(kernel, structure), iterations,
-                title=f"{name}: sorted |W|",
+                title=f"epoch {step}, {name}: sorted |W| of the active neurons",
             ),
         )
         write_images(
             f"{name}/activity",
             plotting.plot_activity(
                 activity[:, structure.order], iterations,
-                title=f"{name}: mean |N| per iteration",
+                title=f"epoch {step}, {name}: mean |N| per iteration",
             ),
         )
         if layer.lattice is not None:
@@ -207,7 +207,7 @@ class URNTensorBoard(EpochSummaryCallback):
                 f"{name}/connectomics",
                 plotting.plot_connectomics(
                     layer.lattice.lattice_coordinates(), kernel, structure.active,
-                    title=f"{name}: synapses between active neurons (x, z)",
+                    title=f"epoch {step}, {name}: synapses between active neurons (x, z)",
                     max_synapses=self.max_synapses,
                 ),
             )

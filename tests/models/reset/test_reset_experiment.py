@@ -136,3 +136,32 @@ def test_seeds_are_the_runs():
     config = reset.ResetConfig(seeds=[4, 2], runs=7)
     assert (config.seeds, config.runs) == ((4, 2), 2)
     assert reset.ResetConfig(runs=3).seeds == (0, 1, 2)
+
+
+def test_preference_maps_image_explains_itself(tmp_path, monkeypatch):
+    """The figure has a class legend with "none" in the no-preference colour, and the
+    title names the epochs and the seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from tfemergent import plotting
+    from tfemergent.models.reset import experiment as reset_experiment
+
+    config = reset_experiment.ResetConfig(grid_sizes=(2,), epochs=3, seeds=(4,), verbose=0)
+    pmap = np.full((config.grid_width, config.grid_width), -1)
+    pmap[0, :3] = [0, 1, 2]
+    results = [{"run": 4, "grid_size": 2, "reconstruction": False, "preference_map": pmap}]
+    saved = {}
+    monkeypatch.setattr(plt, "close", lambda figure: saved.setdefault("figure", figure))
+    reset_experiment.plot_preference_maps(results, config, str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").stat().st_size > 0
+    figure = saved["figure"]
+    (legend,) = figure.legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == ["none"] + [str(c) for c in range(10)]
+    patches = legend.get_patches()
+    assert to_hex(patches[0].get_facecolor()) == to_hex(plotting.NO_PREFERENCE_COLOUR)
+    assert "after 3 epochs" in figure._suptitle.get_text() and "seed 4" in figure._suptitle.get_text()

@@ -17,7 +17,7 @@ import time
 import keras
 import numpy as np
 
-from tfemergent import datasets
+from tfemergent import datasets, plotting
 from tfemergent.analysis import grid_usage
 from tfemergent.models import _runner_tools as tools
 from tfemergent.models.reset.reset_network import ResetNetwork
@@ -370,20 +370,32 @@ def plot_curves(results, config, path):
 
 
 def plot_preference_maps(results, config, path):
-    """The final preference map of the first run of every network."""
+    """The final preference map of the first run of every network, with a class legend.
+
+    Units are drawn in `plotting.class_colours` of the class they prefer and in
+    `plotting.NO_PREFERENCE_COLOUR` (labelled "none" in the legend) when they prefer
+    none; white lines separate the sub-networks' blocks.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
 
-    firsts = [r for r in results if r["run"] == 0]
-    figure, axes = plt.subplots(1, len(firsts), figsize=(2.6 * len(firsts), 2.9), squeeze=False)
-    colours = plt.get_cmap("tab10")
+    firsts = [r for r in results if r["run"] == min(config.seeds)]
+    num_classes = max(
+        [10] + [int(np.max(r["preference_map"])) + 1 for r in firsts if np.size(r["preference_map"])]
+    )
+    colours = plotting.class_colours(num_classes, ordered=config.number_task)
+    figure, axes = plt.subplots(1, len(firsts), figsize=(2.6 * len(firsts) + 1.2, 3.1),
+                                squeeze=False)
     for axis, result in zip(axes[0], firsts):
         preference = np.asarray(result["preference_map"])
-        image = np.full(preference.shape + (3,), 0.15)
-        for label in range(10):
-            image[preference == label] = colours(label)[:3]
+        image = np.empty(preference.shape + (3,))
+        image[...] = to_rgb(plotting.NO_PREFERENCE_COLOUR)
+        for label in range(num_classes):
+            image[preference == label] = to_rgb(colours[label])
         axis.imshow(image, interpolation="nearest")
         block = config.grid_width // result["grid_size"]
         for edge in range(block, config.grid_width, block):
@@ -391,10 +403,21 @@ def plot_preference_maps(results, config, path):
             axis.axvline(edge - 0.5, color="white", linewidth=0.6)
         suffix = " + rec." if result["reconstruction"] else ""
         axis.set_title(f"Reset({result['grid_size']}){suffix}", fontsize=9)
+        axis.set_xlabel("grid column", fontsize=7)
+        axis.set_ylabel("grid row", fontsize=7)
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle(f"{config.dataset}: preferred class per grid unit (grey: none)", fontsize=9)
-    figure.tight_layout()
+    handles = [Patch(color=plotting.NO_PREFERENCE_COLOUR, label="none")] + [
+        Patch(color=colour, label=str(label)) for label, colour in enumerate(colours)
+    ]
+    figure.legend(handles=handles, loc="center right", fontsize=7, title="preferred class",
+                  title_fontsize=7, frameon=False)
+    figure.suptitle(
+        f"{config.dataset}: preferred class per grid unit after {config.epochs} epochs "
+        f"(seed {min(config.seeds)}; d′ threshold {config.threshold:g})",
+        fontsize=9,
+    )
+    figure.tight_layout(rect=(0, 0, 1 - 1.1 / (2.6 * len(firsts) + 1.2), 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

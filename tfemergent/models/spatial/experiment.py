@@ -186,6 +186,8 @@ def run_one(config, mode, network, seed, data, progress=None):
             [keras.ops.convert_to_numpy(layer.positions) for layer in layers],
             split.assignments,
             [f"{run_name}: {layer.name}" for layer in layers],
+            title=f"{run_name}: neuron positions after {config.epochs} epochs, by task "
+                  "(greedy split)",
         )
         with open(tools.output_path(config.plots, f"{run_name}.png"), "wb") as handle:
             handle.write(plotting.figure_to_png(figure))
