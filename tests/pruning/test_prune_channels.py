@@ -101,7 +101,7 @@ def dense_after_flatten():
 
 
 def operations():
-    """Elementwise `keras.ops` calls in the graph (MobileNetV3's hard swish: x * relu6(x + 3) / 6)."""
+    """Elementwise `keras.ops` calls in the graph (hard swish: x * relu6(x + 3) / 6)."""
     x = keras.Input((6, 6, 3), name="image")
     a = L.Conv2D(8, 3, padding="same", name="conv")(x)
     gate = L.ReLU(6.0, name="relu6")(a + 3.0) * (1.0 / 6.0)
@@ -233,7 +233,8 @@ def test_scope_model_round_to_and_refusal():
     assert report.pruned == {"a": [0, 1]}
     _, report = prune_channels(model, 0.375, scope="layer", round_to=2)
     assert report.pruned == {}  # floor(1.5) = 1 removed -> 3 kept -> rounded up to 4
-    with pytest.raises(ValueError, match="every channel of the group of 'a'.*Received: fraction=0.5"):
+    with pytest.raises(ValueError,
+                       match="every channel of the group of 'a'.*Received: fraction=0.5"):
         prune_channels(model, 0.5, scope="model")
     _, report = prune_channels(model, 0.5, scope="model", exclude=["a"])
     assert report.pruned == {"b": [0, 1]}

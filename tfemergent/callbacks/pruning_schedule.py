@@ -147,7 +147,8 @@ class PruningSchedule(keras.callbacks.Callback):
         if log_dir is not None and (not isinstance(log_dir, (str, os.PathLike))
                                     or not str(log_dir)):
             raise ValueError(
-                f"Argument `log_dir` must be a non-empty path or None. Received: log_dir={log_dir!r}"
+                "Argument `log_dir` must be a non-empty path or None. "
+                f"Received: log_dir={log_dir!r}"
             )
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         if layer_names is not None:
