@@ -77,6 +77,7 @@ def in_loss_dtype(regularizer):
     Example:
 
     >>> import keras, numpy as np
+    >>> from tfemergent.utils.dtypes import in_loss_dtype
     >>> cost = in_loss_dtype(keras.regularizers.L1(0.5))
     >>> value = cost(np.array([1.0, -2.0]))  # a float64 weight
     >>> value.dtype.name, float(value)
