@@ -44,7 +44,7 @@ class _RecordingRunner(doctest.DocTestRunner):
         self.import_errors = []
 
     def report_unexpected_exception(self, out, test, example, exc_info):
-        if issubclass(exc_info[0], ImportError):
+        if issubclass(exc_info[0], ImportError) or exc_info[0].__name__ == "DatasetNotFoundError":
             self.import_errors.append((test.name, exc_info[1]))
         super().report_unexpected_exception(out, test, example, exc_info)
 
@@ -65,8 +65,11 @@ def missing_optional_dependency(error):
     tfemergent raises ``ImportError`` with the install line (``pip install
     tfemergent[ray]``) for a missing optional dependency; a module that is not
     installed at all raises ``ModuleNotFoundError``. Any other ImportError (a
-    broken import inside tfemergent) is a failure, not a reason to skip.
+    broken import inside tfemergent) is a failure, not a reason to skip. A
+    ``DatasetNotFoundError`` (no offline data directory) is missing data.
     """
+    if type(error).__name__ == "DatasetNotFoundError":
+        return "offline data not found: " + " ".join(str(error).split())[:300]
     if isinstance(error, ModuleNotFoundError) and error.name:
         top = error.name.split(".")[0]
         if top != "tfemergent" and importlib.util.find_spec(top) is None:

@@ -7,6 +7,8 @@ install line as the reason; any other failure fails the module's test.
 """
 
 import importlib
+import os
+import pathlib
 import sys
 
 import pytest
@@ -23,8 +25,27 @@ def test_the_walk_finds_the_modules_of_every_subpackage():
     assert not any(name.endswith("_tfemergent_ops") for name in MODULES)
 
 
+REPO_DIR = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def offline_data(monkeypatch):
+    """TFEMERGENT_DATA_DIR (absolute) for the dataset Examples, when the data is here.
+
+    Without it the Examples that load data raise DatasetNotFoundError and skip.
+    """
+    value = os.environ.get("TFEMERGENT_DATA_DIR")
+    candidates = [pathlib.Path(value), REPO_DIR / value] if value else []
+    candidates.append(REPO_DIR.parent / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            monkeypatch.setenv("TFEMERGENT_DATA_DIR", str(path.resolve()))
+            return
+    monkeypatch.delenv("TFEMERGENT_DATA_DIR", raising=False)
+
+
 @pytest.mark.parametrize("module_name", MODULES)
-def test_docstring_examples_run_in_a_fresh_namespace(module_name):
+def test_docstring_examples_run_in_a_fresh_namespace(module_name, offline_data):
     module = importlib.import_module(module_name)
     run = run_module_examples(module)
     if run.failed and run.missing_dependencies:
@@ -62,3 +83,13 @@ def test_missing_optional_dependencies_are_told_apart_from_broken_imports():
     broken = ModuleNotFoundError("No module named 'tfemergent.nope'", name="tfemergent.nope")
     assert missing_optional_dependency(broken) is None
     assert missing_optional_dependency(ImportError("cannot import name 'x'")) is None
+
+
+def test_missing_offline_data_is_a_skip_reason():
+    from tfemergent.datasets import DatasetNotFoundError
+
+    error = DatasetNotFoundError("No local copy of 'mnist'.\n  Set TFEMERGENT_DATA_DIR.")
+    assert missing_optional_dependency(error) == (
+        "offline data not found: No local copy of 'mnist'. Set TFEMERGENT_DATA_DIR."
+    )
+    assert missing_optional_dependency(FileNotFoundError("x.npz")) is None
