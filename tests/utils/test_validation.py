@@ -29,7 +29,7 @@ from tfemergent.utils.validation import (
 PUBLIC_VALIDATORS = {
     "validate_bool", "validate_choice", "validate_finite", "validate_float", "validate_images",
     "validate_int", "validate_keras_object", "validate_labels", "validate_real_array",
-    "validate_seed", "validate_spec",
+    "validate_seed", "validate_spec", "validate_model", "validate_numeric_inputs",
 }
 
 
@@ -255,3 +255,27 @@ def test_validate_images_good_values():
 def test_validate_images_bad_values(value, kwargs, match):
     with _raises("images", match):
         validate_images("images", value, **kwargs)
+
+
+def test_validate_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    assert validation.validate_model("model", model) is model
+    layer = keras.layers.Dense(2)
+    assert validation.validate_model("model", layer) is layer  # layers are accepted
+    for value in ("x", None, np.ones(3), keras.layers.Dense):
+        with pytest.raises(ValueError, match=r"`model` must be a Keras model or layer. Received: model="):
+            validation.validate_model("model", value)
+    with pytest.raises(ValueError, match=r"must be built.*Received: model='unbuilt'"):
+        validation.validate_model("model", keras.layers.Dense(2, name="unbuilt"), built=True)
+
+
+def test_validate_numeric_inputs_casts_numbers_and_refuses_strings():
+    layer = keras.layers.Dense(2, name="dense_inputs")
+    for dtype in ("int32", "bool", "float64"):
+        cast = validation.validate_numeric_inputs(layer, tf.ones((1, 2), dtype))
+        assert cast.dtype == tf.float32
+    same = tf.ones((1, 2))
+    assert validation.validate_numeric_inputs(layer, same) is same
+    with pytest.raises(ValueError, match=r"Dense 'dense_inputs' needs numeric inputs.*"
+                                         r"Received: inputs.dtype=string"):
+        validation.validate_numeric_inputs(layer, tf.constant([["a"]]))
