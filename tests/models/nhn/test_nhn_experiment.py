@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from tensorboard_events import read_events
 from tfemergent import cli
 from tfemergent.experiments import EXPERIMENTS
 from tfemergent.models.nhn import experiment as nhn
@@ -66,7 +67,21 @@ def test_cli_on_digits(tmp_path, capsys):
         stages[4]["test_accuracy"] - stages[5]["test_accuracy"]
     )
     assert sorted(os.listdir(tmp_path / "plots")) == ["search_digits.png", "stages_digits.png"]
-    assert sorted(os.listdir(tmp_path / "logs")) == ["base", "final", "retrained"]
+    assert sorted(os.listdir(tmp_path / "logs")) == ["base", "final", "nhn", "retrained"]
+    events = read_events(str(tmp_path / "logs" / "nhn"))
+    assert [value for _, value in events["nhn/test_error"]] == pytest.approx(
+        [row["test_error"] for row in stages], rel=1e-6)
+    assert [step for step, _ in events["nhn/physical_parameters"]] == list(range(6))
+    fitness = [value for _, value in events["search/fitness"]]
+    assert fitness == pytest.approx([t["fitness"] for t in saved["results"]["search"]["history"]])
+    assert [value for _, value in events["search/best_fitness"]] == pytest.approx(
+        np.maximum.accumulate(fitness).tolist())
+    (image,) = events["search/fitness_plot"]
+    assert image[1][2] == 3  # an RGB image
+    assert events["add_ons/locations"][0][1].startswith("| segment |") or (
+        events["add_ons/locations"][0][1] == "no add-on neuron was kept")
+    assert events["nhn/stages"][0][1].count("\n") == 7  # header, rule, 6 stages
+    assert any(tag.startswith("pruning/") and tag != "pruning/report" for tag in events)
     assert os.path.exists(tmp_path / "export" / "saved_model.pb")
 
 

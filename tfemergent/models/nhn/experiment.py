@@ -101,7 +101,9 @@ class NhnConfig:
         search: a `SearchConfig`, or a dict of fields overriding
             `DEFAULT_SEARCH`.
         seed: the builder's seed (and the base network's).
-        logdir: TensorBoard directory of the training stages, or None.
+        logdir: TensorBoard directory, or None: Keras' scalars of the training
+            stages and ``nhn/`` (stages, pruning report, search fitness per
+            trial, chosen add-on locations; `stage_logging.log_run`).
         export: directory for the final model's SavedModel, or None.
         plots: directory for the PNG plots (stage table, search), or None.
         verbose: 0 silent, 1 stages, search cycles and the table, 2 also one

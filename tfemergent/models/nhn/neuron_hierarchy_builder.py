@@ -18,6 +18,7 @@ from tfemergent.models.nhn.location_evaluator import SHARED_DIRECTORY_NAME, Loca
 from tfemergent.models.nhn.pruning_config import PruningConfig
 from tfemergent.models.nhn.search_config import SearchConfig
 from tfemergent.models.nhn.segment_cnn import HEAD_NAME, SegmentCNN
+from tfemergent.models.nhn.stage_logging import log_run
 from tfemergent.models.nhn.training_config import TrainingConfig
 from tfemergent.pruning.activation_scale import activation_scales, restore_activation_scales
 from tfemergent.pruning.prune_kernels import prune_kernels
@@ -186,8 +187,10 @@ class NeuronHierarchyBuilder:
             parallel; needs ``search.shared_weights="per_cycle"``. Not part of
             `get_config` (a live object).
         seed: int >= 0, the seed of everything (see above).
-        logdir: None or a directory for TensorBoard logs of the training
-            stages (``<logdir>/<stage>``).
+        logdir: None or a directory for TensorBoard logs: Keras' scalars of
+            each training stage (``<logdir>/<stage>``) and, at the end, the
+            stages, pruning report, search and chosen add-ons
+            (``<logdir>/nhn``, see `stage_logging.log_run`).
         latency_batch_size: int >= 1; latency_repeats: int >= 1.
         verbose: 0 silent, 1 a line per stage and per search cycle and a
             progress bar of the search's trials (stderr), 2 one line per trial
@@ -579,7 +582,7 @@ class NeuronHierarchyBuilder:
         model, pruning = self._pruning_stages(model, data, test, stages)
         model, result, searched = self._search_stage(model, data, test, stages)
         model = self._final_stages(model, data, test, stages)
-        return {
+        outcome = {
             "stages": stages,
             "model": model,
             "add_ons": _add_on_rows(model, searched),
@@ -588,3 +591,6 @@ class NeuronHierarchyBuilder:
             "pruning": pruning,
             "ablation_drop": stages[4]["test_accuracy"] - stages[5]["test_accuracy"],
         }
+        if self.logdir:
+            log_run(self.logdir, outcome)
+        return outcome
