@@ -253,3 +253,47 @@ def test_part_acceptance_needs_a_fitness_per_part():
     # Nothing was told: the trial is still pending and can be told correctly.
     strategy.tell([(trial, {"fitness": [1, 2, 3]})])
     assert strategy.best[1] == {"fitness": [1.0, 2.0, 3.0]}
+
+
+def test_controlled_acceptance_compares_each_candidate_with_its_paired_control():
+    # Retraining raises every entropy: under the paper's rule (the best's fitness) every
+    # candidate below would be accepted; with their controls only the move that beats its
+    # own unmoved twin (same extra training) is.
+    script = {
+        0: {"fitness": [1.0, 1.0, 1.0]},  # baseline: no control
+        1: {"fitness": [1.5, 1.6, 1.6], "control_fitness": [1.6, 1.6, 1.6]},  # m=1 part 0: -0.1
+        2: {"fitness": [1.7, 1.8, 1.7], "control_fitness": [1.7, 1.7, 1.7]},  # m=1 part 1: +0.1
+        3: {"fitness": [1.9, 1.9, 1.9], "control_fitness": [1.9, 1.9, 1.9]},  # m=2 part 0: tie
+        4: {"fitness": [2.0, 2.0, 2.0], "control_fitness": [2.0, 2.1, 2.0]},  # m=2 part 1: -0.1
+        5: {"fitness": [2.2, 2.2, 2.2], "control_fitness": [2.2, 2.2, 2.3]},  # m=2 part 2: -0.1
+    }
+    strategy = search.HillClimbing(GridSpace(3, 10), num_steps=2, initial=[5, 5, 5], seed=0,
+                                   acceptance="controlled")
+    while not strategy.done:
+        (trial,) = strategy.ask()
+        strategy.tell([(trial, dict(script[trial.trial_id]))])
+    assert [(r["trial_id"], r["part"], r["accepted"]) for r in strategy.history] == [
+        (0, None, True), (1, 0, False), (2, 1, True), (3, 0, False), (4, 1, False),
+        (5, 2, False),
+    ]
+    assert strategy.best[0].trial_id == 2
+    with pytest.raises(ValueError, match="Received: acceptance='control'"):
+        search.HillClimbing(GridSpace(3, 10), num_steps=1, acceptance="control")
+
+
+def test_controlled_acceptance_picks_the_largest_margin_and_needs_controls():
+    strategy = search.HillClimbing(GridSpace(3, 10), num_steps=1, initial=[5, 5, 5], seed=0,
+                                   acceptance="controlled", num_candidates=3)
+    (trial,) = strategy.ask()
+    strategy.tell([(trial, {"fitness": [1.0, 1.0, 1.0]})])  # the baseline has no control
+    trials = strategy.ask()
+    with pytest.raises(ValueError, match="control_fitness.*Received: control_fitness=None"):
+        strategy.tell([(t, {"fitness": [2.0, 2.0, 2.0]}) for t in trials])
+    results = [
+        {"fitness": [9.0, 0.0, 0.0], "control_fitness": [8.5, 0.0, 0.0]},  # part 0: +0.5
+        {"fitness": [0.0, 3.0, 0.0], "control_fitness": [0.0, 1.0, 0.0]},  # part 1: +2.0
+        {"fitness": [0.0, 0.0, 5.0], "control_fitness": [0.0, 0.0, 6.0]},  # part 2: -1.0
+    ]
+    strategy.tell(list(zip(trials, results)))
+    assert [r["accepted"] for r in strategy.history[1:]] == [False, True, False]
+    assert strategy.best[0].trial_id == trials[1].trial_id

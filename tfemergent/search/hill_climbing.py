@@ -2,6 +2,7 @@
 
 import copy
 import math
+import numbers
 
 from tfemergent.search.search_space import register_search_class
 from tfemergent.search.search_strategy import SearchStrategy
@@ -10,6 +11,9 @@ from tfemergent.search.search_strategy import is_failed
 from tfemergent.search.search_strategy import total_fitness
 from tfemergent.utils.validation import validate_choice
 from tfemergent.utils.validation import validate_int
+
+
+ACCEPTANCES = ("part", "total", "controlled")
 
 
 @register_search_class
@@ -56,7 +60,17 @@ class HillClimbing(SearchStrategy):
     the per-part fitness list (each result must hold ``num_parts`` values, e.g.
     the entropy of every unit; the entries of the other parts are kept in the
     history but do not decide). With ``acceptance="total"`` it is the whole
-    fitness (a float, or the sum of a list). Ties are rejected. Fitness is
+    fitness (a float, or the sum of a list). With ``acceptance="controlled"`` a
+    candidate is compared with its own paired control instead of with the best:
+    its result must also hold ``"control_fitness"``, the per-part fitness of the
+    *unchanged* best trained in the same way as the candidate (same extra steps,
+    same starting weights and optimizer state, same batches), and it improves
+    when ``fitness[i] > control_fitness[i]`` on its part ``i``. This separates
+    the effect of the change from the effect of the extra training, which in a
+    search that retrains from the parent's weights raises every part's fitness
+    whether or not anything moved. Of several improving candidates the one with
+    the largest margin ``fitness[i] - control_fitness[i]`` is accepted. Ties are
+    rejected. Fitness is
     maximised: negate losses. A failed trial (non-finite fitness, see
     `SearchStrategy`) is never accepted; if the baseline fails, the search
     climbs from it all the same (any candidate with a finite fitness improves
@@ -77,8 +91,10 @@ class HillClimbing(SearchStrategy):
         initial: None or a candidate to start from (validated by the space);
             None draws ``space.sample(rng)``.
         seed: None or an int >= 0 (see `SearchStrategy`).
-        acceptance: ``"part"`` (compare the changed part's fitness) or
-            ``"total"`` (compare the scalar fitness).
+        acceptance: ``"part"`` (compare the changed part's fitness with the
+            best's), ``"total"`` (compare the scalar fitness) or
+            ``"controlled"`` (compare the changed part's fitness with the
+            candidate's paired control, see above).
         num_candidates: int >= 1, the candidates per `ask` after the baseline
             (see above).
 
@@ -134,7 +150,7 @@ class HillClimbing(SearchStrategy):
                     f"({error}). Received: initial={initial!r}"
                 ) from error
         self.initial = initial
-        self.acceptance = validate_choice("acceptance", acceptance, ("part", "total"))
+        self.acceptance = validate_choice("acceptance", acceptance, ACCEPTANCES)
         self.num_candidates = validate_int("num_candidates", num_candidates, minimum=1)
         self._meta_step = 0  # 0 until the baseline (trial 0) is told
         self._part = 0
@@ -169,13 +185,46 @@ class HillClimbing(SearchStrategy):
         ]
 
     def _check_fitness(self, trial, fitness):
-        if self.acceptance == "part" and not isinstance(fitness, list):
+        if self.acceptance in ("part", "controlled") and not isinstance(fitness, list):
             raise ValueError(
-                "HillClimbing(acceptance='part') compares the fitness of the changed part, so "
-                f"the 'fitness' of trial {trial.trial_id} must be a list of "
+                f"HillClimbing(acceptance={self.acceptance!r}) compares the fitness of the "
+                f"changed part, so the 'fitness' of trial {trial.trial_id} must be a list of "
                 f"num_parts={self.space.num_parts} floats (one per part); use "
                 f"acceptance='total' for a scalar fitness. Received: fitness={fitness!r}"
             )
+
+    def validate_result(self, trial, result):
+        """As `SearchStrategy.validate_result`; with ``acceptance="controlled"`` a
+        candidate's result (not the baseline's) must also hold ``"control_fitness"``,
+        one float per part (NaN or inf: that control failed, the candidate is not
+        accepted)."""
+        result = super().validate_result(trial, result)
+        if self.acceptance != "controlled" or trial.parent is None or is_failed(result):
+            return result
+        control = result.get("control_fitness")
+        if (
+            not isinstance(control, (list, tuple))
+            or len(control) != self.space.num_parts
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in control)
+        ):
+            raise ValueError(
+                "HillClimbing(acceptance='controlled') compares each candidate with its paired "
+                f"control, so the result of trial {trial.trial_id} must hold "
+                f"'control_fitness', a list of num_parts={self.space.num_parts} floats. "
+                f"Received: control_fitness={control!r}"
+            )
+        return {**result, "control_fitness": [float(v) for v in control]}
+
+    def _margin(self, trial, result, part, best_result):
+        """How much the candidate beats what it is compared with (> 0: it improves)."""
+        if is_failed(result):
+            return -math.inf
+        if self.acceptance != "controlled":
+            return self._score(result, part) - self._score(best_result, part)
+        control = result["control_fitness"]  # checked by validate_result
+        if not math.isfinite(control[part]):
+            return -math.inf
+        return result["fitness"][part] - control[part]
 
     def _score(self, result, part):
         if is_failed(result):
@@ -194,12 +243,17 @@ class HillClimbing(SearchStrategy):
             return
         meta_step, parts = self._meta_step, self._batch_parts()
         best_result = self._best[1]
-        chosen = None
-        for index, ((_, result), part) in enumerate(zip(results, parts)):
-            if self._score(result, part) > self._score(best_result, part) and (
-                chosen is None or fitness_score(result) > fitness_score(results[chosen][1])
-            ):
-                chosen = index
+        chosen, chosen_margin = None, None
+        for index, ((trial, result), part) in enumerate(zip(results, parts)):
+            margin = self._margin(trial, result, part, best_result)
+            if not margin > 0:  # also NaN: a failed candidate after a failed baseline
+                continue
+            if self.acceptance == "controlled":
+                better = chosen is None or margin > chosen_margin
+            else:
+                better = chosen is None or fitness_score(result) > fitness_score(results[chosen][1])
+            if better:
+                chosen, chosen_margin = index, margin
         if chosen is not None:
             self._best = results[chosen]
             self._meta_step, self._part = meta_step + 1, 0
