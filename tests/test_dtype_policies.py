@@ -99,6 +99,18 @@ def _urn(dtype):
     return _wrap(layer, (4,)), _data(4, 4), _data(4, 2), "mse"
 
 
+def _sparse_urn(dtype):
+    # The sparse product: the C++ op takes float32 only, float16 / float64 fall back
+    # to the pure-TF kernel.
+    layer = tfe_layers.RecursiveURNLayer(
+        10, 2, 4, 2, activation="tanh", kernel_regularizer=keras.regularizers.L1(1e-3),
+        seed=0, **_kwargs(dtype),
+    )
+    model = _wrap(layer, (4,))
+    assert layer.use_sparse_kernel(0.5) > 0
+    return model, _data(4, 4), _data(4, 2), "mse"
+
+
 def _autoencoder_unit(dtype):
     layer = tfe_layers.MaskedAutoencoderUnit(
         4, ((0, 0), (0, 3)), (6, 6), window_size=3, code_location=(4, 0),
@@ -190,6 +202,7 @@ def _extracted_urn(dtype):
 CASES = {
     "SpatialDense": _spatial_dense,
     "RecursiveURNLayer": _urn,
+    "RecursiveURNLayer_sparse": _sparse_urn,
     "MaskedAutoencoderUnit": _autoencoder_unit,
     "MaskedConv2D": _masked_conv,
     "AddOnConv2D": _add_on_conv,
