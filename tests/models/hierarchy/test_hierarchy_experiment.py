@@ -140,6 +140,9 @@ def test_cli(tmp_path, capsys):
         ({"epochs": 0}, "epochs"),
         ({"meta_steps": -1}, "meta_steps"),
         ({"dropout": 1.0}, "dropout"),
+        ({"num_units": 0}, "num_units"),
+        ({"num_units": 4}, "topologies"),  # the handcrafted ones are for 3 units
+        ({"acceptance": "total"}, "acceptance"),
     ],
 )
 def test_invalid_config(kwargs, name):
@@ -163,3 +166,48 @@ def test_seeds_are_the_runs():
     config = hierarchy.HierarchyConfig(seeds=[4, 2], runs=7)
     assert (config.seeds, config.runs) == ((4, 2), 2)
     assert hierarchy.HierarchyConfig(runs=3).seeds == (0, 1, 2)
+
+
+def test_controlled_trial_trains_the_unmoved_parent_the_same_way(tmp_path):
+    """The control of a candidate is the parent's topology retrained from the same
+    weights on the same batches: it equals a candidate that does not move."""
+    config = hierarchy.HierarchyConfig(**SMALL, acceptance="controlled")
+    data = hierarchy.load_images("digits", num_train=64)
+    evaluate = hierarchy.HierarchyTrial(config, data)
+    pyramidal = [[[0, 0], [0, 4]], [[4, 0], [4, 4]], [[0, 8], [4, 8]]]
+    for name in ("0", "1", "2"):
+        (tmp_path / name).mkdir()
+    parent = evaluate(Trial(0, pyramidal, seed=3, directory=str(tmp_path / "0")))
+    assert "control_fitness" not in parent  # the baseline has no control
+    assert json.loads((tmp_path / "0" / hierarchy.TOPOLOGY_FILE).read_text()) == pyramidal
+    moved = [pyramidal[0], [[4, 0], [3, 4]], pyramidal[2]]
+    child = evaluate(Trial(1, moved, parent=0, seed=4, directory=str(tmp_path / "1"),
+                           parent_directory=str(tmp_path / "0")))
+    unmoved = evaluate(Trial(2, pyramidal, parent=0, seed=4, directory=str(tmp_path / "2"),
+                             parent_directory=str(tmp_path / "0")))
+    assert child["control_fitness"] == pytest.approx(unmoved["fitness"], abs=1e-6)
+    assert unmoved["control_fitness"] == pytest.approx(unmoved["fitness"], abs=1e-6)
+    assert child["fitness"] != pytest.approx(child["control_fitness"], abs=1e-6)
+
+
+def test_four_units_and_the_controlled_rule_through_table2(tmp_path):
+    config = hierarchy.HierarchyConfig(
+        **SMALL, part="table2", meta_steps=1, num_units=4, acceptance="controlled",
+        directory=str(tmp_path / "search"),
+    )
+    (result,) = hierarchy.run(config)["results"]
+    assert len(result["initial_topology"]) == 4 and result["acceptance"] == "controlled"
+    assert 2 <= result["num_trials"] <= 5
+    for move in result["moves"]:
+        assert set(move) >= {"entropy", "best_entropy", "control_entropy", "accepted"}
+        assert move["accepted"] == (move["entropy"] > move["control_entropy"])
+    assert result["num_accepted"] == sum(move["accepted"] for move in result["moves"])
+
+
+def test_dataset_none_needs_the_data_passed_in():
+    config = hierarchy.HierarchyConfig(**{**SMALL, "dataset": None})
+    with pytest.raises(ValueError, match="Received: config.dataset=None"):
+        hierarchy.run(config)
+    data = hierarchy.load_images("digits", num_train=64)
+    result = hierarchy.run_topology(config, data, "random:1", run=0)
+    assert len(result["unit_entropies"]) == 3

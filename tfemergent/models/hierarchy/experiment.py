@@ -8,6 +8,7 @@ receptive fields, retraining with retained weights after each move.
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -30,6 +31,8 @@ DESCRIPTION = (
 OPTIONS = ("data_dir", "logdir", "plots")
 DATASETS = ("digits", "mnist", "cifar10")
 PARTS = ("table1", "table2")
+ACCEPTANCES = ("part", "controlled")
+TOPOLOGY_FILE = "topology.json"
 PAPER_TABLE1 = {
     "mnist": {"flat": 96.4, "columnar": 94.21, "pyramidal": 96.6, "random": (93.03, 93.76, 90.28)},
     "cifar10": {"flat": 31.69, "columnar": 30.79, "pyramidal": 32.84, "random": (31.97, 27.21, 29.86)},
@@ -55,7 +58,9 @@ class HierarchyConfig:
 
     Attributes:
         dataset: ``"digits"`` (embedded), ``"mnist"`` (centre crop 20 x 20) or
-            ``"cifar10"`` (gray, resized to 20 x 20).
+            ``"cifar10"`` (gray, resized to 20 x 20); None when the data are
+            passed directly (`HierarchyTrial`, `run_topology`,
+            `run_hill_climbing` take them) and `run` is not used.
         data_dir: local data directory for MNIST / CIFAR-10 (None: tfds or
             ``TFEMERGENT_DATA_DIR``).
         part: ``"table1"`` (topologies) or ``"table2"`` (hill climbing).
@@ -64,12 +69,22 @@ class HierarchyConfig:
             the seeds ``0, ..., runs - 1``; used only when ``seeds`` is None.
         seeds: the seeds of the runs, one run each (None: ``range(runs)``);
             ``runs`` becomes their number.
+        num_units: K, the autoencoder units (paper: 3). Their codes sit where
+            `tfemergent.geometry.HierarchyLayout` puts them (``num_units`` code
+            blocks to the right of the image); the handcrafted topologies exist
+            for the paper's 3 units only, other ``num_units`` use random
+            topologies (``"random:<seed>"``) or explicit fields.
         num_hidden, window_size: the units (paper: 100, 10).
         dropout, l2, learning_rate, batch_size: base learning (Adam).
         epochs: training epochs of a Table 1 run and of Table 2's initial
             topology.
         meta_steps, epochs_per_step: Table 2: meta-steps M and the retraining
             epochs after each move.
+        acceptance: Table 2's rule: ``"part"`` (Algorithm 2 as the paper states
+            it: the moved unit's entropy after the retraining against the
+            best's before it) or ``"controlled"`` (against a paired control:
+            the unmoved best retrained for the same epochs from the same
+            weights, optimizer state and batches; see `HillClimbing`).
         num_train: training images used (None: all).
         probe_train: images the probe is fitted on (None: all ``num_train``);
             it is scored on the whole test split.
@@ -90,6 +105,7 @@ class HierarchyConfig:
     topologies: tuple = ("flat", "columnar", "pyramidal", "random:1", "random:2", "random:3")
     runs: int = 2
     seeds: tuple = None
+    num_units: int = 3
     num_hidden: int = 16
     window_size: int = 4
     dropout: float = 0.0
@@ -99,6 +115,7 @@ class HierarchyConfig:
     epochs: int = 5
     meta_steps: int = 5
     epochs_per_step: int = 1
+    acceptance: str = "part"
     num_train: int = None
     probe_train: int = None
     probe_max_iter: int = 300
@@ -108,7 +125,8 @@ class HierarchyConfig:
     verbose: int = 1
 
     def __post_init__(self):
-        validate_choice("dataset", self.dataset, DATASETS)
+        if self.dataset is not None:
+            validate_choice("dataset", self.dataset, DATASETS)
         validate_choice("part", self.part, PARTS)
         self.topologies = tuple(self.topologies)
         for topology in self.topologies:
@@ -120,6 +138,16 @@ class HierarchyConfig:
                     "Argument `topologies` must hold 'flat', 'columnar', 'pyramidal' or "
                     f"'random:<seed>'. Received: topologies={self.topologies!r}"
                 )
+        self.num_units = validate_int("num_units", self.num_units, minimum=1)
+        handcrafted = [t for t in self.topologies if not str(t).startswith("random")]
+        if self.num_units != 3 and self.part == "table1" and handcrafted:
+            raise ValueError(
+                "Argument `topologies` may name the handcrafted topologies only for the "
+                f"paper's 3 units; with num_units={self.num_units} give Table 1 random "
+                "topologies ('random:<seed>'). "
+                f"Received: topologies={self.topologies!r}"
+            )
+        validate_choice("acceptance", self.acceptance, ACCEPTANCES)
         self.runs = validate_int("runs", self.runs, minimum=1)
         self.seeds = tools.validate_seeds(self.seeds, self.runs)
         self.runs = len(self.seeds)
@@ -178,6 +206,7 @@ def build_model(config, image_shape, topology, seed):
     name, _, topology_seed = topology.partition(":") if isinstance(topology, str) else (None,) * 3
     model = SelfOrganisingHierarchy(
         image_shape,
+        num_units=config.num_units,
         num_hidden=config.num_hidden,
         window_size=config.window_size,
         topology=name if name else topology,
@@ -235,7 +264,9 @@ def run_topology(config, data, topology, run):
         "accuracy": accuracy,
         "max_entropy": float(np.max(history["entropy"])),
         "final_entropy": float(history["entropy"][-1]),
-        "unit_entropies": [float(history[f"unit_{k}_entropy"][-1]) for k in range(3)],
+        "unit_entropies": [
+            float(history[f"unit_{k}_entropy"][-1]) for k in range(model.num_units)
+        ],
         "train_seconds": train_seconds,
         "probe_seconds": time.perf_counter() - start,
     }
@@ -248,10 +279,17 @@ class HierarchyTrial:
     if there is one, moves the receptive fields to the trial's topology (all
     weights retained), trains (``epochs`` for trial 0, else
     ``epochs_per_step``; Adam's moments also continue from the parent), saves the
-    weights into the trial's directory and
+    weights and the topology into the trial's directory and
     returns the per-unit entropies of the last epoch as the fitness, with the
     probe accuracy. Deterministic given the trial: ``trial.seed`` seeds the
     initializers, the dropout, the batches and the probe.
+
+    With ``config.acceptance == "controlled"``, a candidate (any trial with a
+    parent) also trains its paired control: the parent's topology, unmoved,
+    from the same weights and optimizer state, for the same epochs on the same
+    batches; its per-unit entropies are ``"control_fitness"``, which
+    `HillClimbing(acceptance="controlled")` compares the moved unit's entropy
+    with. The control costs a second training per candidate and is not kept.
     """
 
     def __init__(self, config, data, log_name="search"):
@@ -259,42 +297,70 @@ class HierarchyTrial:
         self.data = data
         self.log_name = log_name
 
-    def __call__(self, trial):
+    def _train(self, topology, trial, epochs, callbacks=()):
         config = self.config
-        model = build_model(config, self.data[0].shape[1:], trial.params, seed=trial.seed)
+        model = build_model(config, self.data[0].shape[1:], topology, seed=trial.seed)
         if trial.parent_directory is not None:
             # Weights and Adam moments continue from the parent (the current best).
             model.optimizer.build(model.trainable_variables)
             model.load_weights(os.path.join(trial.parent_directory, WEIGHTS_FILE))
-            model.set_topology(trial.params)
-        epochs = config.epochs if trial.parent is None else config.epochs_per_step
-        start = time.perf_counter()
-        callbacks = _callbacks(config, self.data, self.log_name, f"trial{trial.trial_id}")
+            model.set_topology(topology)
         history = model.fit(
             tools.shuffled_batches(self.data[0], config.batch_size, seed=trial.seed),
             shuffle=False,  # the batches are shuffled already (seeded)
             epochs=epochs,
             verbose=0,
-            callbacks=callbacks,
+            callbacks=list(callbacks),
         ).history
+        entropies = [float(history[f"unit_{k}_entropy"][-1]) for k in range(model.num_units)]
+        return model, entropies
+
+    def _parent_topology(self, trial):
+        path = os.path.join(trial.parent_directory, TOPOLOGY_FILE)
+        if not os.path.exists(path):
+            raise ValueError(
+                "acceptance='controlled' retrains the parent's topology, which the parent "
+                f"trial's directory must hold as {TOPOLOGY_FILE} (written by this version; a "
+                "search started by an older one cannot switch rules). "
+                f"Received: parent_directory={trial.parent_directory!r}"
+            )
+        with open(path) as handle:
+            return json.load(handle)
+
+    def __call__(self, trial):
+        config = self.config
+        epochs = config.epochs if trial.parent is None else config.epochs_per_step
+        start = time.perf_counter()
+        callbacks = _callbacks(config, self.data, self.log_name, f"trial{trial.trial_id}")
+        model, fitness = self._train(trial.params, trial, epochs, callbacks)
         train_seconds = time.perf_counter() - start
         if trial.directory is not None:
             model.save_weights(os.path.join(trial.directory, WEIGHTS_FILE))
-        fitness = [float(history[f"unit_{k}_entropy"][-1]) for k in range(model.num_units)]
-        return {
+            with open(os.path.join(trial.directory, TOPOLOGY_FILE), "w") as handle:
+                json.dump([[[int(v) for v in corner] for corner in field]
+                           for field in model.receptive_fields], handle)
+        result = {
             "fitness": fitness,
             "entropy": float(np.sum(fitness)),
             "accuracy": probe_accuracy(config, model, self.data, seed=trial.seed),
             "train_seconds": train_seconds,
         }
+        if config.acceptance == "controlled" and trial.parent_directory is not None:
+            start = time.perf_counter()
+            _, control = self._train(self._parent_topology(trial), trial, epochs)
+            result["control_fitness"] = control
+            result["control_seconds"] = time.perf_counter() - start
+        return result
 
 
 def run_hill_climbing(config, data, run, directory):
     """Table 2: one hill-climbing run from random topology ``run``."""
     space = ReceptiveFieldSpace(
-        data[0].shape[1:], num_units=3, num_hidden=config.num_hidden, window_size=config.window_size
+        data[0].shape[1:], num_units=config.num_units, num_hidden=config.num_hidden,
+        window_size=config.window_size,
     )
-    strategy = HillClimbing(space, num_steps=config.meta_steps, seed=run)
+    strategy = HillClimbing(space, num_steps=config.meta_steps, seed=run,
+                            acceptance=config.acceptance)
     runner = SearchRunner(
         strategy, HierarchyTrial(config, data, f"run{run}"), directory=directory, verbose=0
     )
@@ -309,8 +375,26 @@ def run_hill_climbing(config, data, run, directory):
     for step in sorted(best_by_step):
         trajectory.append(results[best_by_step[step]]["accuracy"])
     first = result.history[0]
+    # Every candidate's moved unit: its entropy, the best's before the move (what
+    # Algorithm 2 compares) and its paired control's (with acceptance="controlled").
+    trials = {trial.trial_id: trial for trial, _ in result.history}
+    moves = []
+    for record in strategy.history[1:]:
+        trial, part = trials[record["trial_id"]], record["part"]
+        entry = results[record["trial_id"]]
+        parent = results.get(trial.parent, {})
+        move = {
+            "trial_id": record["trial_id"], "meta_step": record["meta_step"], "part": part,
+            "accepted": record["accepted"],
+            "entropy": entry["fitness"][part] if entry.get("fitness") else None,
+            "best_entropy": parent["fitness"][part] if parent.get("fitness") else None,
+        }
+        if "control_fitness" in entry:
+            move["control_entropy"] = entry["control_fitness"][part]
+        moves.append(move)
     return {
         "run": run,
+        "acceptance": config.acceptance,
         "initial_topology": first[0].params,
         "final_topology": result.best_trial.params,
         "initial_accuracy": first[1]["accuracy"],
@@ -320,6 +404,7 @@ def run_hill_climbing(config, data, run, directory):
         "trajectory": trajectory,
         "num_trials": len(result.history),
         "num_accepted": sum(1 for r in strategy.history if r["accepted"]) - 1,
+        "moves": moves,
         "seconds": seconds,
     }
 
@@ -420,6 +505,12 @@ def plot_trajectories(results, path):
 def run(config):
     """Run the experiment; returns ``{"results": [...], "summary": {...}, "table": str}``."""
     tools.check_config(config, HierarchyConfig)
+    if config.dataset is None:
+        raise ValueError(
+            "`run` loads its data by name, so the config needs a dataset; with your own "
+            "images call run_topology / run_hill_climbing (or HierarchyTrial) with them. "
+            "Received: config.dataset=None"
+        )
     data = load_images(config.dataset, config.data_dir, config.num_train)
     with tools.quiet_tensorflow_logger():
         return _run(config, data)
@@ -504,6 +595,13 @@ def add_arguments(parser):
                         help="Table 2: hill-climbing meta-steps M (default: 5)")
     parser.add_argument("--epochs-per-step", type=int, default=1,
                         help="Table 2: retraining epochs after each move (default: 1)")
+    parser.add_argument("--acceptance", default="part", choices=ACCEPTANCES,
+                        help="Table 2's rule: part (Algorithm 2: the moved unit's entropy "
+                             "against the best's, default) or controlled (against the unmoved "
+                             "network retrained the same way)")
+    parser.add_argument("--num-units", type=int, default=3,
+                        help="autoencoder units K (default and paper: 3; other values need "
+                             "random topologies in Table 1)")
     parser.add_argument("--num-train", type=int, default=None,
                         help="training images used (default: all)")
     parser.add_argument("--probe-train", type=int, default=None,
@@ -527,6 +625,8 @@ def config_from_args(args):
         epochs=args.epochs,
         meta_steps=args.meta_steps,
         epochs_per_step=args.epochs_per_step,
+        acceptance=args.acceptance,
+        num_units=args.num_units,
         num_train=args.num_train,
         probe_train=args.probe_train,
         directory=args.search_dir,
