@@ -15,10 +15,22 @@ OPTION_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 def assert_docstring_examples(module):
-    """Run ``module``'s doctests (ELLIPSIS, NORMALIZE_WHITESPACE); at least one, none failing."""
-    result = doctest.testmod(module, optionflags=OPTION_FLAGS, verbose=False)
+    """Run ``module``'s Examples as `run_module_examples` does (each docstring in a fresh
+    ``__main__`` namespace, ELLIPSIS, NORMALIZE_WHITESPACE); at least one, none failing.
+
+    The same execution as ``tests/test_docstrings.py``'s walker, so that a class an
+    Example defines and registers (e.g. with `tfemergent.search.register_search_class`)
+    is the same definition when both run in one process.
+    """
+    import pytest
+
+    result = run_module_examples(module)
+    if result.missing_dependencies:
+        pytest.skip("; ".join(result.missing_dependencies))
     assert result.attempted > 0, f"{module.__name__} has no docstring Examples"
-    assert result.failed == 0, f"{result.failed} docstring Example(s) of {module.__name__} failed"
+    assert result.failed == 0, (
+        f"{result.failed} docstring Example(s) of {module.__name__} failed:\n{result.report}"
+    )
 
 
 def package_modules(package_name="tfemergent"):
