@@ -175,3 +175,19 @@ def test_inputs_must_be_images():
 
 def test_masked_conv2d_docstring_examples():
     assert_docstring_examples(masked_conv2d_module)
+
+
+def test_seed_seeds_the_kernel_and_bias():
+    def weights(seed):
+        layer = MaskedConv2D(4, 3, bias_initializer="random_normal", seed=seed)
+        layer.build((None, 6, 6, 3))
+        return [layer.kernel.numpy(), layer.bias.numpy()]
+
+    first, again, other = weights(1), weights(1), weights(2)
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+    layer = MaskedConv2D(4, 3, seed=7)
+    assert MaskedConv2D.from_config(layer.get_config()).seed == 7
+    with pytest.raises(ValueError, match="Received: seed=-1"):
+        MaskedConv2D(4, 3, seed=-1)

@@ -3,6 +3,7 @@
 import keras
 
 from tfemergent.layers.masked_convolution_base import MaskedConvolutionBase
+from tfemergent.utils.validation import validate_seed
 
 
 @keras.saving.register_keras_serializable(package="tfemergent")
@@ -43,6 +44,10 @@ class MaskedConv2D(MaskedConvolutionBase):
         bias_constraint: as in `keras.layers.Conv2D`
             (e.g. ``tfemergent.initializers.SmoothKernel()`` for the paper's
             smooth initialisation).
+        seed: integer seed of the layer's random draws: the kernel and bias
+            initializers that have no seed of their own (each weight from its
+            own seed derived from ``seed``), so the same seed builds the same
+            weights. None: Keras' global seeding.
         **kwargs: base layer arguments (``name``, ``dtype``...).
 
     Verbs (after the layer is built):
@@ -90,8 +95,10 @@ class MaskedConv2D(MaskedConvolutionBase):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        seed=None,
         **kwargs,
     ):
+        self.seed = validate_seed("seed", seed)
         super().__init__(
             filters,
             kernel_size,
@@ -115,4 +122,5 @@ class MaskedConv2D(MaskedConvolutionBase):
         return {
             **super().get_config(),
             "activation": keras.activations.serialize(self.activation),
+            "seed": self.seed,
         }
