@@ -7,18 +7,13 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from tfemergent import plotting
+from tfemergent.models import _runner_tools as tools
 
 # The per-stage numbers logged as scalars ``nhn/<key>`` (step = stage index).
 STAGE_SCALARS = (
     "test_error", "test_accuracy", "parameters", "physical_parameters", "score",
     "latency_ms", "num_add_ons",
 )
-
-
-def _markdown(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _image(figure):
@@ -98,7 +93,7 @@ def log_run(logdir, outcome):
             for key in STAGE_SCALARS:
                 if key in row:
                     tf.summary.scalar(f"nhn/{key}", float(row[key]), step=step)
-        tf.summary.text("nhn/stages", _markdown(
+        tf.summary.text("nhn/stages", tools.markdown_table(
             ["step", "stage", "test error %", "parameters", "physical", "score", "latency ms",
              "add-ons"],
             [[step, row["stage"], f"{row['test_error']:.2f}", row["parameters"],
@@ -114,7 +109,7 @@ def log_run(logdir, outcome):
                 if key in row:
                     tf.summary.scalar(f"pruning/{name}/{key}", float(row[key]), step=0)
         if layers:
-            tf.summary.text("pruning/report", _markdown(
+            tf.summary.text("pruning/report", tools.markdown_table(
                 ["layer"] + keys, [[name] + [row.get(key, "") for key in keys]
                                    for name, row in layers.items()]), step=0)
 
@@ -138,7 +133,7 @@ def log_run(logdir, outcome):
         add_ons = outcome.get("add_ons") or []
         columns = ["segment", "source", "target", "kernel_size", "num_connections",
                    "num_possible_connections"]
-        tf.summary.text("add_ons/locations", _markdown(
+        tf.summary.text("add_ons/locations", tools.markdown_table(
             columns, [[row.get(key, "") for key in columns] for row in add_ons])
             if add_ons else "no add-on neuron was kept", step=0)
         tf.summary.image("add_ons/locations", _image(_add_on_figure(add_ons)), step=0)
